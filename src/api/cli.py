@@ -1,0 +1,195 @@
+"""The `accessledger` command: run the service, or play admin operations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE = "sqlite:///./accessledger.db"
+
+log = logging.getLogger("accessledger")
+
+
+def database_url(given: str | None) -> str:
+    return given or os.environ.get("ACCESSLEDGER_DATABASE_URL") or DEFAULT_DATABASE
+
+
+def beside_database(url: str) -> Path:
+    """The folder of a SQLite file; the working folder for other stores."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and ":memory:" not in url:
+        return Path(url[len(prefix):]).expanduser().resolve().parent
+    return Path.cwd()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return int(args.run(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accessledger",
+        description="The access-control ledger for LLM gateways.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP API",
+        description="Run the HTTP API. The store is created on first start.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=4000, help="port to listen on")
+    add_database_option(serve)
+    serve.set_defaults(run=run_serve)
+
+    apply = commands.add_parser(
+        "apply", help="play admin operations from a JSON Lines file",
+        description=(
+            "Play admin operations (the format of shared/data/README.md) through "
+            "the application service, in this process (--database) or through a "
+            "running server (--server, with ACCESSLEDGER_TOKEN). Stops at the "
+            "first invalid operation, keeping every operation before it."
+        ),
+    )
+    apply.add_argument("file", type=Path, help="operations, one JSON object a line")
+    target = apply.add_mutually_exclusive_group()
+    add_database_option(target)
+    target.add_argument("--server", help="base URL of a running server")
+    apply.add_argument("--refs-out", type=Path,
+                       help="where to write local reference -> id (default: beside the store)")
+    apply.add_argument("--secrets-out", type=Path,
+                       help="where to write the new keys' secrets, mode 0600 "
+                            "(default: beside the store)")
+    apply.add_argument("--reason", help="reason recorded with every change")
+    apply.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    apply.set_defaults(run=run_apply)
+    return parser
+
+
+def add_database_option(parser: Any) -> None:
+    parser.add_argument(
+        "--database",
+        help="SQLAlchemy URL of the store (default: ACCESSLEDGER_DATABASE_URL, "
+             f"else {DEFAULT_DATABASE})",
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import admin_tokens, load_master_key
+    from api.ledger import Ledger
+
+    url = database_url(args.database)
+    master_key, key_file = load_master_key(beside_database(url))
+    if key_file is None:
+        log.info("accessledger: master key from ACCESSLEDGER_MASTER_KEY")
+    else:
+        log.info("accessledger: master key in %s (readable by its owner only)", key_file)
+
+    ledger = Ledger(url)
+    log.info("accessledger: store ready at position %d", ledger.index.position)
+    app = create_app(ledger, admin_tokens(master_key))
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    ledger.close()
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    lines = read_operations(args.file)
+    player, where, closer = open_player(args)
+    failure = None
+    try:
+        failure = play_all(player, lines, show_progress=not args.no_progress)
+    finally:
+        closer()
+        write_outputs(player, args, where)
+
+    if failure is not None:
+        number, message = failure
+        print(f"{args.file}:{number}: {message}", file=sys.stderr)
+        print(f"stopped; the {number - 1} operations before it were applied",
+              file=sys.stderr)
+        return 1
+    print(f"applied {len(lines)} operations", file=sys.stderr)
+    return 0
+
+
+def read_operations(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SystemExit(f"accessledger apply: cannot read {path}: {error}") from None
+
+
+def open_player(args: argparse.Namespace) -> tuple[Any, Path, Any]:
+    """A player on the chosen target, the folder for outputs, and a closer."""
+    import httpx
+
+    from api.history import HistoryPlayer, HttpBackend, LocalBackend
+    from api.ledger import Ledger
+    from domain.aggregates import Change
+
+    if args.server:
+        token = os.environ.get("ACCESSLEDGER_TOKEN")
+        if not token:
+            raise SystemExit("accessledger apply --server needs ACCESSLEDGER_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"}
+        if args.reason:
+            headers["X-Change-Reason"] = args.reason
+        client = httpx.Client(base_url=args.server, headers=headers, timeout=30.0)
+        return HistoryPlayer(HttpBackend(client)), Path.cwd(), client.close
+
+    url = database_url(args.database)
+    ledger = Ledger(url)
+    change = Change(actor="cli", reason=args.reason)
+    return HistoryPlayer(LocalBackend(ledger, change)), beside_database(url), ledger.close
+
+
+def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, str] | None:
+    """Play every line; the failing line's number and reason, or None."""
+    from tqdm import tqdm
+
+    from domain.errors import LedgerError
+
+    progress = tqdm(total=len(lines), unit="op", disable=not show_progress,
+                    file=sys.stderr, mininterval=0.5)
+    with progress:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    player.play(json.loads(line))
+                except json.JSONDecodeError as error:
+                    return number, f"not JSON: {error.msg}"
+                except LedgerError as error:
+                    return number, f"{error.code}: {error.message}"
+            progress.update(1)
+    return None
+
+
+def write_outputs(player: Any, args: argparse.Namespace, folder: Path) -> None:
+    stem = args.file.stem
+    refs_path = args.refs_out or folder / f"{stem}.refs.json"
+    refs_path.write_text(json.dumps(player.refs, indent=0) + "\n", encoding="utf-8")
+
+    secrets_path = args.secrets_out or folder / f"{stem}.secrets.jsonl"
+    descriptor = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        for ref, secret in player.secrets.items():
+            file.write(json.dumps({"key": ref, "id": player.refs.get(ref), "secret": secret})
+                       + "\n")
+    print(f"references in {refs_path}; secrets in {secrets_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""What every route shares: the ledger, the caller, headers, paging, answers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Depends, Header, Query, Request
+from fastapi.responses import Response
+
+from api.auth import bearer_token
+from api.ledger import Ledger
+from domain.aggregates import Change
+from domain.errors import InvalidRequest
+from domain.resources import has_forbidden_characters
+
+MAX_REASON_LENGTH = 1000
+MAX_PAGE = 1000
+POSITION_HEADER = "X-Ledger-Position"
+
+
+class JSONAnswer(Response):
+    """JSON through orjson: several times faster than the standard encoder."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def get_ledger(request: Request) -> Ledger:
+    return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+def admin_actor(
+    request: Request, authorization: str | None = Header(None, include_in_schema=False)
+) -> str:
+    token = bearer_token(authorization)
+    return request.app.state.tokens.actor_for(token)  # type: ignore[no-any-return]
+
+
+def change_by(
+    actor: str = Depends(admin_actor),
+    x_change_reason: str | None = Header(None, description="Why; kept with the events."),
+) -> Change:
+    if x_change_reason is not None:
+        if len(x_change_reason) > MAX_REASON_LENGTH:
+            raise InvalidRequest(f"X-Change-Reason is longer than {MAX_REASON_LENGTH} characters")
+        if has_forbidden_characters(x_change_reason):
+            raise InvalidRequest("X-Change-Reason contains a control character")
+    return Change(actor, x_change_reason or None)
+
+
+def expected_version(
+    if_match: str | None = Header(None, description='The holder version: 3 or "3".'),
+) -> int | None:
+    if if_match is None:
+        return None
+    text = if_match.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if not text.isdigit() or not text.isascii():
+        raise InvalidRequest("If-Match must be a holder version such as 3 or \"3\"")
+    return int(text)
+
+
+def wanted_position(
+    min_position: int | None = Query(None, ge=0, description="Wait for this position."),
+) -> int | None:
+    return min_position
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    after: int
+
+
+def page_of(
+    limit: int = Query(100, description="At most 1,000."),
+    cursor: str | None = Query(None, description="next_cursor of the page before."),
+) -> Page:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    if cursor is None:
+        return Page(limit, 0)
+    if not cursor.isdigit() or not cursor.isascii() or len(cursor) > 18:
+        raise InvalidRequest("cursor is not one this service gave out")
+    return Page(limit, int(cursor))
+
+
+def cursor_of(next_seq: int | None) -> str | None:
+    return None if next_seq is None else str(next_seq)
+
+
+def answer(body: Any, position: int, status: int = 200) -> JSONAnswer:
+    return JSONAnswer(body, status_code=status, headers={POSITION_HEADER: str(position)})
+
+
+def written(body: dict[str, Any], position: int, status: int = 200) -> JSONAnswer:
+    """A write's answer: the body carries the position too."""
+    return answer({**body, "position": position}, position, status)
+
+
+def no_content(position: int) -> Response:
+    return Response(status_code=204, headers={POSITION_HEADER: str(position)})
+
+
+def now() -> float:
+    return time.time()

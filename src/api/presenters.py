@@ -1,0 +1,132 @@
+"""Read-model entries as the JSON the API contract promises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.resources import KINDS
+from domain.rules import Decision, Reason
+from projections.access_index import AccessIndex, HolderEntry, ResourceEntry
+
+
+def resource_public(entry: ResourceEntry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "name": entry.name,
+        "status": "active" if entry.active else "retired",
+        "description": entry.description,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+def group_public(group: HolderEntry) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "grants": group.grants.as_map(),
+        "version": group.version,
+        "created_at": group.created_at,
+        "updated_at": group.updated_at,
+    }
+
+
+def team_public(team: HolderEntry) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "access_groups": sorted(team.groups),
+        "grants": team.grants.as_map(),
+        "status": "blocked" if team.blocked else "active",
+        "version": team.version,
+        "created_at": team.created_at,
+        "updated_at": team.updated_at,
+    }
+
+
+def key_public(key: HolderEntry, now: float) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "alias": key.name,
+        "team_id": key.team_id,
+        "access_groups": sorted(key.groups),
+        "grants": key.grants.as_map(),
+        "restrict": key.restrict,
+        "expires_at": key.expires_at,
+        "status": key_status(key, now),
+        "version": key.version,
+        "created_at": key.created_at,
+        "updated_at": key.updated_at,
+    }
+
+
+def key_status(key: HolderEntry, now: float) -> str:
+    if key.blocked:
+        return "blocked"
+    if key.expires_ts is not None and now >= key.expires_ts:
+        return "expired"
+    return "active"
+
+
+def reason_public(index: AccessIndex, reason: Reason) -> dict[str, Any]:
+    answer = {
+        "source": reason.source,
+        "holder_id": reason.holder_id,
+        "holder_name": index.holders[reason.holder_id].name,
+        "selector": reason.selector,
+    }
+    if reason.team_id is not None:
+        answer["team_id"] = reason.team_id
+    return answer
+
+
+def decision_public(index: AccessIndex, decision: Decision, position: int) -> dict[str, Any]:
+    return {
+        "allowed": decision.allowed,
+        "reasons": [reason_public(index, r) for r in decision.reasons],
+        "denied_because": decision.denied_because,
+        "position": position,
+    }
+
+
+def access_public(
+    index: AccessIndex, key: HolderEntry, kinds: tuple[str, ...], now: float
+) -> dict[str, list[dict[str, Any]]]:
+    resources: dict[str, list[dict[str, Any]]] = {}
+    for kind in kinds:
+        found = index.access(key, kind, now)
+        resources[kind] = [
+            {"name": name, "reasons": [reason_public(index, r) for r in found[name]]}
+            for name in sorted(found)
+        ]
+    return resources
+
+
+def model_list_public(index: AccessIndex, key: HolderEntry, now: float) -> dict[str, Any]:
+    """The OpenAI list format: the models `check` allows, sorted by id."""
+    found = index.access(key, "model", now)
+    data = []
+    for name in sorted(found):
+        entry = index.resources["model"][name]
+        data.append({
+            "id": name,
+            "object": "model",
+            "created": unix_seconds(entry.created_at),
+            "owned_by": owner_of(name),
+        })
+    return {"object": "list", "data": data}
+
+
+def owner_of(model_name: str) -> str:
+    """The provider prefix of names like `openai/gpt-4o`; ours otherwise."""
+    provider, slash, _ = model_name.partition("/")
+    return provider if slash and provider else "accessledger"
+
+
+def unix_seconds(moment: str) -> int:
+    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
+
+
+ALL_KINDS = KINDS

@@ -1,0 +1,170 @@
+"""Virtual keys. A key's secret is answered once, at creation and rotation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from api.http import (
+    Page,
+    admin_actor,
+    answer,
+    change_by,
+    cursor_of,
+    expected_version,
+    get_ledger,
+    no_content,
+    now,
+    page_of,
+    wanted_position,
+    written,
+)
+from api.ledger import UNSET, Ledger, live_holder
+from api.presenters import key_public
+from api.schemas import KeyCreate, KeyUpdate
+from domain.aggregates import Change
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(admin_actor)])
+
+
+@router.post("", status_code=201)
+def create_key(
+    body: KeyCreate,
+    change: Change = Depends(change_by),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Create a key; its secret is in this answer and nowhere else, ever."""
+    (key_id, secret), position = ledger.create_key(
+        body.alias, change, team_id=body.team_id, access_groups=body.access_groups,
+        grants=body.grants, restrict=body.restrict, expires_at=body.expires_at,
+    )
+    key = key_public(ledger.index.holders[key_id], now())
+    return written({**key, "secret": secret}, position, 201)
+
+
+@router.get("")
+def list_keys(
+    team_id: str | None = Query(None),
+    q: str | None = Query(None, description="Part of the alias, any case."),
+    page: Page = Depends(page_of),
+    min_position: int | None = Depends(wanted_position),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    needle = q.casefold() if q else None
+
+    def keep(key) -> bool:  # type: ignore[no-untyped-def]
+        return (
+            not key.deleted
+            and (team_id is None or key.team_id == team_id)
+            and (needle is None or needle in key.name.casefold())
+        )
+
+    position = ledger.current(min_position)
+    moment = now()
+    with ledger.index.lock:
+        items, next_seq = ledger.index.listing("key", page.after, keep, page.limit)
+        body = {
+            "items": [key_public(k, moment) for k in items],
+            "next_cursor": cursor_of(next_seq),
+        }
+    return answer(body, position)
+
+
+@router.get("/{key_id}")
+def get_key(
+    key_id: str,
+    min_position: int | None = Depends(wanted_position),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    position = ledger.current(min_position)
+    return answer(key_public(live_holder(ledger.index, "key", key_id), now()), position)
+
+
+@router.patch("/{key_id}")
+def update_key(
+    key_id: str,
+    body: KeyUpdate,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """`restrict` replaces the whole map (null or {} lifts every limit);
+    `expires_at` null clears the expiry; fields left out stay as they are."""
+    given = body.model_fields_set
+    position = ledger.update_key(
+        key_id, change, alias=body.alias, add=body.add, remove=body.remove,
+        restrict=body.restrict if "restrict" in given else UNSET,
+        expires_at=body.expires_at if "expires_at" in given else UNSET,
+        if_match=if_match,
+    )
+    return written(key_public(ledger.index.holders[key_id], now()), position)
+
+
+@router.delete("/{key_id}", status_code=204)
+def delete_key(
+    key_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Delete a key for good; its secret stops working at once."""
+    return no_content(ledger.delete_key(key_id, change, if_match))
+
+
+@router.put("/{key_id}/access-groups/{group_id}")
+def attach_group(
+    key_id: str,
+    group_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    position = ledger.set_attachment("key", key_id, group_id, True, change, if_match)
+    return written(key_public(ledger.index.holders[key_id], now()), position)
+
+
+@router.delete("/{key_id}/access-groups/{group_id}")
+def detach_group(
+    key_id: str,
+    group_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    position = ledger.set_attachment("key", key_id, group_id, False, change, if_match)
+    return written(key_public(ledger.index.holders[key_id], now()), position)
+
+
+@router.post("/{key_id}/block")
+def block_key(
+    key_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    position = ledger.set_blocked("key", key_id, True, change, if_match)
+    return written(key_public(ledger.index.holders[key_id], now()), position)
+
+
+@router.post("/{key_id}/unblock")
+def unblock_key(
+    key_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    position = ledger.set_blocked("key", key_id, False, change, if_match)
+    return written(key_public(ledger.index.holders[key_id], now()), position)
+
+
+@router.post("/{key_id}/rotate")
+def rotate_key(
+    key_id: str,
+    change: Change = Depends(change_by),
+    if_match: int | None = Depends(expected_version),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Give the key a new secret; the old one stops working at once."""
+    secret, position = ledger.rotate_key(key_id, change, if_match)
+    key = key_public(ledger.index.holders[key_id], now())
+    return written({**key, "secret": secret}, position)

@@ -1,0 +1,133 @@
+"""Resources, names, selectors and grant maps: the vocabulary of every rule.
+
+Pure functions with no I/O. A selector is a pattern exactly when it contains
+`*`; every other character matches itself and the whole name must match.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Iterable, Mapping
+
+from domain.errors import InvalidRequest, InvalidSelector
+
+KINDS: tuple[str, ...] = ("model", "mcp_server", "agent")
+MAX_NAME_LENGTH = 256
+MAX_DESCRIPTION_LENGTH = 1000
+
+# A grant map after validation: every kind present, selectors sorted, unique.
+GrantMap = dict[str, list[str]]
+
+
+def check_kind(kind: object) -> str:
+    if kind not in KINDS:
+        raise InvalidRequest(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+    return kind  # type: ignore[return-value]
+
+
+def has_forbidden_characters(text: str) -> bool:
+    """Control characters, and lone surrogates that no database can store."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """A resource name, selector, group or team name, or key alias."""
+    if not isinstance(name, str):
+        raise InvalidRequest(f"{what} must be a string")
+    if not name:
+        raise InvalidSelector(f"{what} must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidSelector(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    if has_forbidden_characters(name):
+        raise InvalidSelector(f"{what} contains a control character")
+    return name
+
+
+def check_description(description: object) -> str:
+    if not isinstance(description, str):
+        raise InvalidRequest("description must be a string")
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidRequest(
+            f"description is longer than {MAX_DESCRIPTION_LENGTH} characters"
+        )
+    # Line breaks and tabs are fine in prose; other control characters are not.
+    if has_forbidden_characters(description.replace("\n", "").replace("\t", "")):
+        raise InvalidRequest("description contains a control character")
+    return description
+
+
+def normalise_name(name: str) -> str:
+    """The form in which group and team names must be unique."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def is_pattern(selector: str) -> bool:
+    return "*" in selector
+
+
+@lru_cache(maxsize=65536)
+def _compiled(selector: str) -> re.Pattern[str]:
+    parts = (re.escape(part) for part in selector.split("*"))
+    return re.compile(".*".join(parts), re.DOTALL)
+
+
+def matches(selector: str, name: str) -> bool:
+    """Whether a selector matches a resource name (kinds compared elsewhere)."""
+    if not is_pattern(selector):
+        return selector == name
+    return _compiled(selector).fullmatch(name) is not None
+
+
+def literal_prefix(selector: str) -> str:
+    """The characters every match must start with: a cheap first filter."""
+    return selector.split("*", 1)[0]
+
+
+def check_grant_map(grants: object, what: str = "grants") -> GrantMap:
+    """Validate a map from kind to selectors; answer it with every kind."""
+    if grants is None:
+        return empty_grant_map()
+    if not isinstance(grants, Mapping):
+        raise InvalidRequest(f"{what} must be an object mapping kinds to lists")
+
+    result = empty_grant_map()
+    for kind, selectors in grants.items():
+        check_kind(kind)
+        if not isinstance(selectors, list):
+            raise InvalidRequest(f"{what}.{kind} must be a list of selectors")
+        checked = (check_name(s, f"selector in {what}.{kind}") for s in selectors)
+        result[kind] = sorted(set(checked))
+
+    return result
+
+
+def empty_grant_map() -> GrantMap:
+    return {kind: [] for kind in KINDS}
+
+
+def grant_pairs(grants: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    return {(kind, s) for kind, selectors in grants.items() for s in selectors}
+
+
+def grant_map_of(pairs: Iterable[tuple[str, str]]) -> GrantMap:
+    result = empty_grant_map()
+    for kind, selector in pairs:
+        result[kind].append(selector)
+    for kind in KINDS:
+        result[kind].sort()
+    return result
+
+
+def check_restriction(restrict: object) -> GrantMap | None:
+    """A restriction keeps only the kinds it names; None limits nothing."""
+    if restrict is None:
+        return None
+    if not isinstance(restrict, Mapping):
+        raise InvalidRequest("restrict must be an object mapping kinds to lists, or null")
+    if not restrict:
+        return None
+
+    checked = check_grant_map(restrict, "restrict")
+    return {kind: checked[kind] for kind in KINDS if kind in restrict}

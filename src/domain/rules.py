@@ -1,0 +1,143 @@
+"""The access rule, as pure functions over holder states.
+
+One rule for every kind: a key's effective access is every active resource
+that some grant of its sources matches (the key, its groups, its team and
+the team's groups), minus what its restriction leaves out; empty while the
+key or its team is blocked or the key is expired. A denial names the first
+cause that applies, in the order of DENIAL_ORDER.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+from domain.errors import InvalidRequest, RetiredResource, UnknownResource
+from domain.resources import KINDS, GrantMap, is_pattern, matches
+
+DENIAL_ORDER = (
+    "unknown_key",
+    "key_deleted",
+    "key_blocked",
+    "key_expired",
+    "team_blocked",
+    "unknown_resource",
+    "retired_resource",
+    "no_grant",
+    "restricted",
+)
+
+# The four places a key's grants come from, in the order reasons are listed.
+SOURCES = ("key", "key_group", "team", "team_group")
+
+
+@dataclass(slots=True)
+class GrantSet:
+    """One holder's direct grants, split so that exact names are one look-up."""
+
+    exact: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    patterns: dict[str, set[str]] = field(
+        default_factory=lambda: {k: set() for k in KINDS}
+    )
+
+    def add(self, kind: str, selector: str) -> None:
+        (self.patterns if is_pattern(selector) else self.exact)[kind].add(selector)
+
+    def discard(self, kind: str, selector: str) -> None:
+        (self.patterns if is_pattern(selector) else self.exact)[kind].discard(selector)
+
+    def matching(self, kind: str, name: str) -> Iterator[str]:
+        if name in self.exact[kind]:
+            yield name
+        for pattern in self.patterns[kind]:
+            if matches(pattern, name):
+                yield pattern
+
+    def as_map(self) -> GrantMap:
+        return {k: sorted(self.exact[k] | self.patterns[k]) for k in KINDS}
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        for kind in KINDS:
+            for selector in self.exact[kind] | self.patterns[kind]:
+                yield kind, selector
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    source: str
+    holder_id: str
+    selector: str
+    team_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[Reason, ...] = ()
+    denied_because: str | None = None
+
+
+def restriction_allows(restrict: GrantMap | None, kind: str, name: str) -> bool:
+    if restrict is None or kind not in restrict:
+        return True
+    return any(matches(selector, name) for selector in restrict[kind])
+
+
+def decide_grants(
+    sources: list[tuple[str, str, GrantSet, str | None]],
+    restrict: GrantMap | None,
+    kind: str,
+    name: str,
+) -> Decision:
+    """The part of a check after states and the catalog have been looked at.
+
+    `sources` are (source, holder_id, grants, team_id) in SOURCES order.
+    """
+    reasons = tuple(
+        Reason(source, holder_id, selector, team_id)
+        for source, holder_id, grants, team_id in sources
+        for selector in sorted(grants.matching(kind, name))
+    )
+    if not reasons:
+        return Decision(False, denied_because="no_grant")
+    if not restriction_allows(restrict, kind, name):
+        return Decision(False, denied_because="restricted")
+    return Decision(True, reasons)
+
+
+def check_catalog_selectors(
+    grants: GrantMap, status_of: Callable[[str, str], str | None]
+) -> None:
+    """A concrete selector must name an active resource when it is granted."""
+    for kind in KINDS:
+        for selector in grants.get(kind, ()):
+            if is_pattern(selector):
+                continue
+            status = status_of(kind, selector)
+            if status is None:
+                raise UnknownResource(f"{kind} {selector!r} is not in the catalog")
+            if status != "active":
+                raise RetiredResource(f"{kind} {selector!r} is retired")
+
+
+def parse_time(value: object, what: str = "time") -> datetime:
+    """An RFC 3339 time with an offset, as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{what} must be an RFC 3339 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{what} is not an RFC 3339 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"{what} must carry a UTC offset, such as Z")
+    return parsed.astimezone(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    text = moment.astimezone(timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def canonical_time(value: object, what: str = "time") -> str:
+    return format_time(parse_time(value, what))
