@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE = "sqlite:///./accessledger.db"
+# Operations per transaction when playing in-process.
+BATCH_SIZE = 500
 
 log = logging.getLogger("accessledger")
 
@@ -156,23 +158,37 @@ def open_player(args: argparse.Namespace) -> tuple[Any, Path, Any]:
 
 
 def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, str] | None:
-    """Play every line; the failing line's number and reason, or None."""
-    from tqdm import tqdm
+    """Play every line; the failing line's number and reason, or None.
 
-    from domain.errors import LedgerError
+    Lines go in batches of BATCH_SIZE, one transaction each when playing
+    in-process; a failing operation ends its batch after the ones before it.
+    """
+    from tqdm import tqdm
 
     progress = tqdm(total=len(lines), unit="op", disable=not show_progress,
                     file=sys.stderr, mininterval=0.5)
     with progress:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    player.play(json.loads(line))
-                except json.JSONDecodeError as error:
-                    return number, f"not JSON: {error.msg}"
-                except LedgerError as error:
-                    return number, f"{error.code}: {error.message}"
-            progress.update(1)
+        for start in range(0, len(lines), BATCH_SIZE):
+            with player.backend.batch():
+                failure = play_batch(player, lines, start, progress)
+            if failure is not None:
+                return failure
+    return None
+
+
+def play_batch(player: Any, lines: list[str], start: int, progress: Any) -> tuple[int, str] | None:
+    from domain.errors import LedgerError
+
+    for number in range(start + 1, min(start + BATCH_SIZE, len(lines)) + 1):
+        line = lines[number - 1]
+        if line.strip():
+            try:
+                player.play(json.loads(line))
+            except json.JSONDecodeError as error:
+                return number, f"not JSON: {error.msg}"
+            except LedgerError as error:
+                return number, f"{error.code}: {error.message}"
+        progress.update(1)
     return None
 
 

@@ -7,6 +7,7 @@ drives the application service in-process or a running server over HTTP.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -19,6 +20,8 @@ from domain.errors import InvalidRequest, LedgerError
 
 class Backend(Protocol):
     """The writes an operation can need, whatever carries them out."""
+
+    def batch(self) -> AbstractContextManager[Any]: ...
 
     def register(self, kind: str, name: str) -> None: ...
     def retire(self, kind: str, name: str) -> None: ...
@@ -158,6 +161,9 @@ class LocalBackend:
         self.ledger = ledger
         self.change = change
 
+    def batch(self) -> AbstractContextManager[Any]:
+        return self.ledger.batch()
+
     def register(self, kind: str, name: str) -> None:
         self.ledger.register_resource(kind, name, None, self.change)
 
@@ -224,6 +230,10 @@ class HttpBackend:
 
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
+
+    def batch(self) -> AbstractContextManager[Any]:
+        """Each request is its own transaction on the server."""
+        return nullcontext()
 
     def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self.client.request(method, path, json=body)

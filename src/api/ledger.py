@@ -15,7 +15,9 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterator, TypeVar
 from uuid import UUID
 
@@ -24,6 +26,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from eventsourcing.domain import Aggregate
 
@@ -48,6 +51,7 @@ from domain.resources import (
     normalise_name,
 )
 from domain.rules import canonical_time, check_catalog_selectors
+from api.store import FACTORY_TOPIC
 from projections.access_index import AccessIndex, HolderEntry
 from projections.loading import load_index
 from projections.tables import LedgerTables, metadata, writer_turn
@@ -56,6 +60,7 @@ R = TypeVar("R")
 
 APPLICATION_NAME = "accessledger"
 WRITE_ATTEMPTS = 8
+REMEMBERED_AGGREGATES = 20_000
 CATCH_UP_PAGE = 2000
 MIN_POSITION_WAIT_SECONDS = 5.0
 # Marks a PATCH field the caller left out, as opposed to one set to null.
@@ -93,7 +98,7 @@ class Unit:
     def get(self, aggregate_id: UUID) -> Any:
         if aggregate_id in self.pending:
             return self.pending[aggregate_id]
-        aggregate = self.ledger.app.repository.get(aggregate_id)
+        aggregate = self.ledger.load(aggregate_id)
         self.pending[aggregate_id] = aggregate
         return aggregate
 
@@ -160,6 +165,8 @@ class Ledger:
         self.events_table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         self.tables = LedgerTables()
         self.catch_up_lock = threading.Lock()
+        self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
+        self.current_batch: ContextVar[Session | None] = ContextVar("batch", default=None)
         self.create_schema()
         with self.engine.connect() as connection:
             self.index = load_index(connection)
@@ -237,7 +244,14 @@ class Ledger:
     # -- running a command -----------------------------------------------
 
     def write(self, change: Change, command: Callable[[Unit], R]) -> tuple[R, int]:
-        """Run a command in one transaction; retry it when a concurrent one won."""
+        """Run a command in its own transaction (or the current batch's);
+        retry it when a concurrent transaction won."""
+        batch = self.current_batch.get()
+        if batch is not None:
+            result, events = self.run_command(batch, change, command)
+            self.index.apply(events)
+            return result, self.index.position
+
         for _ in range(WRITE_ATTEMPTS):
             try:
                 return self.write_once(change, command)
@@ -246,36 +260,92 @@ class Ledger:
         raise Conflict("the change kept conflicting with concurrent changes; try again")
 
     def write_once(self, change: Change, command: Callable[[Unit], R]) -> tuple[R, int]:
+        with self.writer_turn() as session:
+            seen = self.index.position
+            result, events = self.run_command(session, change, command)
+            if events:
+                self.tables.track(session, events[-1][1])
+        return result, self.applied(events, seen)
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[Session]:
+        """A write transaction that no other writer, in any process, overlaps,
+        with the index brought up to the store's head inside it."""
+        with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+            session.execute(update(writer_turn).values(turn=writer_turn.c.turn + 1))
+            self.catch_up()
+            yield session
+
+    def run_command(
+        self, session: Session, change: Change, command: Callable[[Unit], R]
+    ) -> tuple[R, list[tuple[Any, int]]]:
         unit = Unit(self, change)
         try:
-            with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
-                session.execute(update(writer_turn).values(turn=writer_turn.c.turn + 1))
-                seen = self.catch_up()
-
-                result = command(unit)
-
-                recordings = self.app.save(*unit.pending.values())
-                events = [(r.domain_event, r.notification.id) for r in recordings]
-                self.tables.apply(session, events)
+            result = command(unit)
+            recordings = self.app.save(*unit.pending.values())
         except BaseException:
             self.forget(unit)
             raise
 
-        return result, self.applied(events, seen)
+        events = [(r.domain_event, r.notification.id) for r in recordings]
+        self.tables.apply(session, events)
+        for aggregate_id, aggregate in unit.pending.items():
+            self.remember(aggregate_id, aggregate)
+        return result, events
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the commands inside in one transaction, as one writer turn.
+
+        For bulk loading: each command still sees the ones before it (the
+        index is updated as they go, under its lock, so no reader sees the
+        batch before it commits). A command that raises a rule error records
+        nothing and the batch goes on; any other error undoes the whole
+        batch, and the index is then reloaded from the committed tables.
+        """
+        with self.index.lock:
+            try:
+                with self.writer_turn() as session:
+                    token = self.current_batch.set(session)
+                    try:
+                        yield
+                    finally:
+                        self.current_batch.reset(token)
+                    self.tables.track(session, self.index.position)
+            except BaseException:
+                self.reload()
+                raise
+
+    def reload(self) -> None:
+        self.aggregates.clear()
+        with self.engine.connect() as connection:
+            self.index = load_index(connection)
+        self.catch_up()
+
+    def load(self, aggregate_id: UUID) -> Any:
+        """An aggregate at its latest version, from memory when that is safe.
+
+        Commands run with the index at the store's head, so a remembered
+        aggregate whose version equals the index's is current; anything else
+        (name claims, which the index does not follow) is read from the store.
+        """
+        remembered = self.aggregates.get(aggregate_id)
+        if remembered is not None:
+            if remembered.version == self.index.version_of(str(aggregate_id)):
+                self.aggregates.move_to_end(aggregate_id)
+                return remembered
+            del self.aggregates[aggregate_id]
+        return self.app.repository.get(aggregate_id)
+
+    def remember(self, aggregate_id: UUID, aggregate: Any) -> None:
+        self.aggregates[aggregate_id] = aggregate
+        if len(self.aggregates) > REMEMBERED_AGGREGATES:
+            self.aggregates.popitem(last=False)
 
     def forget(self, unit: Unit) -> None:
-        """Drop cached aggregates a failed command may have changed in memory.
-
-        The cache hands out the cached objects themselves (no copies, which
-        cost more than the rest of a command), so a command that raised
-        half-way must not leave its changes behind.
-        """
-        cache = self.app.repository.cache
+        """A command that raised may have changed aggregates in memory."""
         for aggregate_id in unit.pending:
-            try:
-                cache.get(aggregate_id, evict=True)  # type: ignore[union-attr]
-            except KeyError:
-                pass
+            self.aggregates.pop(aggregate_id, None)
 
     def applied(self, events: list[tuple[Any, int]], seen: int) -> int:
         """Put a committed command's own events in the index; answer its position.
@@ -620,13 +690,9 @@ def tune_sqlite(connection: Any, _: Any) -> None:
 
 def application_env(database_url: str) -> dict[str, str]:
     return {
-        "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+        "PERSISTENCE_MODULE": FACTORY_TOPIC,
         "SQLALCHEMY_URL": database_url,
         # Tables are created once under a lock by Ledger.create_schema.
         "CREATE_TABLE": "n",
-        # Cached aggregates are fast-forwarded from the store on every get,
-        # so a cache never hides another process's events.
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
-        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
 

@@ -40,6 +40,7 @@ class ResourceEntry:
     created_at: str
     updated_at: str
     seq: int
+    version: int = 1
 
 
 @dataclass(slots=True, eq=False)
@@ -135,19 +136,19 @@ class AccessIndex:
         self.activate(entry)
 
     def resource_returned(self, e: Any, position: int) -> None:
-        entry = self.resources_by_id[str(e.originator_id)]
-        entry.updated_at = timestamp_of(e)
-        self.activate(entry)
+        self.activate(self.touch_resource(e))
 
     def resource_retired(self, e: Any, position: int) -> None:
-        entry = self.resources_by_id[str(e.originator_id)]
-        entry.updated_at = timestamp_of(e)
-        self.deactivate(entry)
+        self.deactivate(self.touch_resource(e))
 
     def resource_described(self, e: Any, position: int) -> None:
+        self.touch_resource(e).description = e.description
+
+    def touch_resource(self, e: Any) -> ResourceEntry:
         entry = self.resources_by_id[str(e.originator_id)]
+        entry.version = e.originator_version
         entry.updated_at = timestamp_of(e)
-        entry.description = e.description
+        return entry
 
     def group_created(self, e: Any, position: int) -> None:
         entry = self.new_holder(e, position, "group", e.name)
@@ -327,6 +328,11 @@ class AccessIndex:
             self.patterns_of_name[kind].setdefault(name, set()).add(pattern)
 
     # -- questions -------------------------------------------------------
+
+    def version_of(self, aggregate_id: str) -> int | None:
+        """The version of a holder or resource as of `position`."""
+        entry = self.holders.get(aggregate_id) or self.resources_by_id.get(aggregate_id)
+        return None if entry is None else entry.version
 
     def resource_status(self, kind: str, name: str) -> str | None:
         entry = self.resources[kind].get(name)

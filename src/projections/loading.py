@@ -28,7 +28,7 @@ def load_index(connection: Connection) -> AccessIndex:
 
     for row in connection.execute(select(resources).order_by(resources.c.seq)):
         entry = ResourceEntry(row.id, row.kind, row.name, row.description, False,
-                              row.created_at, row.updated_at, row.seq)
+                              row.created_at, row.updated_at, row.seq, row.version)
         index.add_resource(entry)
         if row.active:
             index.activate(entry)

@@ -45,6 +45,7 @@ resources = Table(
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
     Column("seq", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
     Index("ledger_resources_name", "kind", "name", unique=True),
 )
 
@@ -134,14 +135,12 @@ class LedgerTables:
         }
 
     def apply(self, session: Session, events: list[tuple[Any, int]]) -> None:
-        """Apply (event, position) pairs in order and move the tracking row."""
+        """Apply (event, position) pairs in order. The caller moves the
+        tracking row once per transaction, with `track`."""
         for domain_event, position in events:
             handler = self.handlers.get(type(domain_event))
             if handler is not None:
                 handler(session, domain_event, position)
-
-        if events:
-            self.track(session, events[-1][1])
 
     def track(self, session: Session, position: int) -> None:
         moved = session.execute(
@@ -160,7 +159,7 @@ class LedgerTables:
             insert(resources).values(
                 id=str(e.originator_id), kind=e.kind, name=e.name,
                 description=e.description, active=True,
-                created_at=at, updated_at=at, seq=position,
+                created_at=at, updated_at=at, seq=position, version=e.originator_version,
             )
         )
 
@@ -177,7 +176,7 @@ class LedgerTables:
         session.execute(
             update(resources)
             .where(resources.c.id == str(e.originator_id))
-            .values(updated_at=timestamp_of(e), **values)
+            .values(updated_at=timestamp_of(e), version=e.originator_version, **values)
         )
 
     # -- holders ---------------------------------------------------------
