@@ -51,7 +51,7 @@ from domain.resources import (
     normalise_name,
 )
 from domain.rules import canonical_time, check_catalog_selectors
-from api.store import FACTORY_TOPIC
+from api.store import FACTORY_TOPIC, HeadReader
 from projections.access_index import AccessIndex, HolderEntry
 from projections.loading import load_index
 from projections.tables import LedgerTables, metadata, writer_turn
@@ -164,6 +164,7 @@ class Ledger:
             event.listen(self.engine, "connect", tune_sqlite)
         self.events_table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         self.tables = LedgerTables()
+        self.head_reader = HeadReader(self.engine, self.events_table)
         self.catch_up_lock = threading.Lock()
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
         self.current_batch: ContextVar[Session | None] = ContextVar("batch", default=None)
@@ -197,6 +198,7 @@ class Ledger:
                 connection.commit()
 
     def close(self) -> None:
+        self.head_reader.close()
         self.app.close()
         self.engine.dispose()
 
@@ -205,11 +207,8 @@ class Ledger:
     def head(self) -> int:
         """The position of the newest committed event (0 on an empty store)."""
         try:
-            with self.engine.connect() as connection:
-                return connection.execute(
-                    text(f"SELECT max(id) FROM {self.events_table}")
-                ).scalar() or 0
-        except sqlalchemy.exc.SQLAlchemyError as error:
+            return self.head_reader.head()
+        except Exception as error:
             raise NotReady("the store cannot be reached") from error
 
     def catch_up(self) -> int:

@@ -41,11 +41,16 @@ def load_index(connection: Connection) -> AccessIndex:
         attachment_rows[row.holder_id].append(row.group_id)
 
     for row in connection.execute(select(holders).order_by(holders.c.seq)):
-        entry = holder_entry(row)
         grant_map: dict[str, list[str]] = defaultdict(list)
         for kind, selector in grant_rows.get(row.id, ()):
             grant_map[kind].append(selector)
-        index.add_holder(entry, grant_map, attachment_rows.get(row.id, []))
+        index.add_holder(holder_entry(row), grant_map, [])
+
+    # Attach only once every holder is known: a team may carry a group
+    # created after the team itself.
+    for holder_id, group_ids in attachment_rows.items():
+        for group_id in group_ids:
+            index.attach(index.holders[holder_id], group_id)
 
     index.position = position or 0
     return index
