@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from api.auth import AdminTokens
-from api.http import JSONAnswer, get_ledger
+from api.http import JSONAnswer
 from api.ledger import Ledger
 from api.routes import catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
@@ -92,5 +92,5 @@ def add_health_routes(app: FastAPI) -> None:
     @app.get("/readyz", tags=["operations"])
     def readyz(request: Request) -> Response:
         """The store answers and the read model has caught up with it."""
-        position = get_ledger(request).current()
+        position = request.app.state.ledger.current()
         return JSONAnswer({"status": "ready", "position": position})

@@ -1,4 +1,8 @@
-"""What every route shares: the ledger, the caller, headers, paging, answers."""
+"""What every route shares: the ledger, the caller, headers, paging, answers.
+
+The dependencies are `async` although they never wait: FastAPI runs a plain
+`def` dependency in the thread pool, a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -30,18 +34,18 @@ class JSONAnswer(Response):
         return orjson.dumps(content)
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger  # type: ignore[no-any-return]
 
 
-def admin_actor(
+async def admin_actor(
     request: Request, authorization: str | None = Header(None, include_in_schema=False)
 ) -> str:
     token = bearer_token(authorization)
     return request.app.state.tokens.actor_for(token)  # type: ignore[no-any-return]
 
 
-def change_by(
+async def change_by(
     actor: str = Depends(admin_actor),
     x_change_reason: str | None = Header(None, description="Why; kept with the events."),
 ) -> Change:
@@ -53,7 +57,7 @@ def change_by(
     return Change(actor, x_change_reason or None)
 
 
-def expected_version(
+async def expected_version(
     if_match: str | None = Header(None, description='The holder version: 3 or "3".'),
 ) -> int | None:
     if if_match is None:
@@ -66,7 +70,7 @@ def expected_version(
     return int(text)
 
 
-def wanted_position(
+async def wanted_position(
     min_position: int | None = Query(None, ge=0, description="Wait for this position."),
 ) -> int | None:
     return min_position
@@ -78,7 +82,7 @@ class Page:
     after: int
 
 
-def page_of(
+async def page_of(
     limit: int = Query(100, description="At most 1,000."),
     cursor: str | None = Query(None, description="next_cursor of the page before."),
 ) -> Page:
