@@ -46,7 +46,26 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
 
     add_error_handlers(app)
     add_health_routes(app)
+    app.add_middleware(JSONBodies)
     return app
+
+
+class JSONBodies:
+    """Reads every /v1 request body as JSON, whatever its Content-Type says.
+
+    The API speaks only JSON, and `curl -d` sends form encoding by default;
+    refusing that would only make every first try fail.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            headers.append((b"content-type", b"application/json"))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
 
 
 def error(status: int, code: str, message: str) -> JSONAnswer:

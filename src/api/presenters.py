@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from domain.resources import KINDS
 from domain.rules import Decision, Reason
 from projections.access_index import AccessIndex, HolderEntry, ResourceEntry
 
@@ -128,5 +127,3 @@ def owner_of(model_name: str) -> str:
 def unix_seconds(moment: str) -> int:
     return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
 
-
-ALL_KINDS = KINDS
