@@ -129,6 +129,11 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("GET", "/v1/who-can-use?kind=model&name=nope", None, 404),
     ("GET", "/v1/catalog?min_position=-1", None, 400),
     ("GET", "/v1/nothing-here", None, 404),
+    ("PUT", "/v1/catalog/model/%FF", None, 400),
+    ("PUT", "/v1/catalog/model/%ED%A0%80", None, 400),
+    ("GET", "/v1/who-can-use?kind=model&name=%C3", None, 400),
+    ("POST", "/v1/access-groups", b'{"name": "' + b"a" * 5_000_000 + b'"}', 413),
+    ("POST", "/v1/access-groups", {"name": "G", "grants": {"model": ["\ud800"]}}, 422),
     ("POST", "/v1/catalog", None, 405),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
@@ -18,6 +19,10 @@ from api.routes import catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
 
 log = logging.getLogger("accessledger")
+
+# Room for a catalog sync of several thousand names.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES:,} bytes"
 
 STATUS_CODES = {
     400: "invalid_request",
@@ -46,26 +51,86 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
 
     add_error_handlers(app)
     add_health_routes(app)
-    app.add_middleware(JSONBodies)
+    app.add_middleware(RequestHygiene)
     return app
 
 
-class JSONBodies:
-    """Reads every /v1 request body as JSON, whatever its Content-Type says.
+class RequestHygiene:
+    """Checks every request before routing, in plain ASGI.
 
-    The API speaks only JSON, and `curl -d` sends form encoding by default;
-    refusing that would only make every first try fail.
+    - A path or query whose percent-escapes are not UTF-8 is refused: the
+      framework would silently turn the bytes into U+FFFD and carry on.
+    - A body over MAX_BODY_BYTES is refused with 413 as soon as it is known.
+    - Every /v1 body is read as JSON whatever its Content-Type says: the API
+      speaks only JSON, and `curl -d` sends form encoding by default.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+
+        body = await read_body(receive)
+        if body is None:
+            await error(413, "too_large", TOO_LARGE)(scope, receive, send)
+            return
+
+        if scope["path"].startswith("/v1/"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
             scope = {**scope, "headers": headers}
-        await self.app(scope, receive, send)
+        await self.app(scope, replay(body, receive), send)
+
+    def refusal(self, scope: dict) -> JSONAnswer | None:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        for part in (raw_path, scope.get("query_string", b"")):
+            try:
+                unquote_to_bytes(part).decode("utf-8")
+            except UnicodeDecodeError:
+                return error(400, "invalid_request", "the URL is not valid UTF-8")
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return error(413, "too_large", TOO_LARGE)
+        return None
+
+
+async def read_body(receive: Any) -> bytes | None:
+    """The whole body, or None once it passes the limit (a streamed body
+    announces no length, so it is counted as it arrives)."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """A receive channel that hands the app the body already read."""
+    sent = False
+
+    async def receive_again() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()  # type: ignore[no-any-return]
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive_again
 
 
 def error(status: int, code: str, message: str) -> JSONAnswer:
