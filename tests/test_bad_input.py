@@ -133,7 +133,7 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("PUT", "/v1/catalog/model/%ED%A0%80", None, 400),
     ("GET", "/v1/who-can-use?kind=model&name=%C3", None, 400),
     ("POST", "/v1/access-groups", b'{"name": "' + b"a" * 5_000_000 + b'"}', 413),
-    ("POST", "/v1/access-groups", {"name": "G", "grants": {"model": ["\ud800"]}}, 422),
+    ("POST", "/v1/access-groups", b'{"name": "G", "grants": {"model": ["\\ud800"]}}', 422),
     ("POST", "/v1/catalog", None, 405),
 ]
 
