@@ -18,7 +18,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.auth import admin_tokens
 from api.ledger import APPLICATION_NAME, Ledger
-from projections.tables import metadata
+from projections.tables import LIVE, control
 
 # Starlette's test client still runs on httpx and says so; nothing to act on.
 warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
@@ -37,7 +37,7 @@ def reset_postgres(url: str) -> None:
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as connection:
-            for table in reversed(metadata.sorted_tables):
+            for table in [*LIVE.metadata.sorted_tables, *control.sorted_tables]:
                 connection.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
             connection.execute(text(f"DROP TABLE IF EXISTS {APPLICATION_NAME}_events"))
     except sqlalchemy.exc.OperationalError as error:

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 from uuid import UUID
 
@@ -54,7 +55,7 @@ from domain.rules import canonical_time, check_catalog_selectors
 from api.store import FACTORY_TOPIC, HeadReader
 from projections.access_index import AccessIndex, HolderEntry
 from projections.loading import load_index
-from projections.tables import LedgerTables, metadata, writer_turn
+from projections.tables import LIVE, LedgerTables, control, writer_turn
 
 R = TypeVar("R")
 
@@ -142,6 +143,14 @@ class Unit:
         return sorted(set(group_ids))
 
 
+@dataclass
+class Batch:
+    """The transaction of a batch, and the last position of each command in it."""
+
+    session: Session
+    commits: list[int] = field(default_factory=list)
+
+
 def live_holder(index: AccessIndex, type_: str, holder_id: str) -> HolderEntry:
     entry = index.holders.get(holder_id) if isinstance(holder_id, str) else None
     if entry is None or entry.type != type_ or entry.deleted:
@@ -167,7 +176,7 @@ class Ledger:
         self.head_reader = HeadReader(self.engine, self.events_table)
         self.catch_up_lock = threading.Lock()
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
-        self.current_batch: ContextVar[Session | None] = ContextVar("batch", default=None)
+        self.current_batch: ContextVar[Batch | None] = ContextVar("batch", default=None)
         self.create_schema()
         with self.engine.connect() as connection:
             self.index = load_index(connection)
@@ -179,7 +188,8 @@ class Ledger:
         """Create every table once, even when replicas start together."""
         with self.schema_lock():
             self.app.recorder.create_table()  # type: ignore[attr-defined]
-            metadata.create_all(self.engine)
+            LIVE.metadata.create_all(self.engine)
+            control.create_all(self.engine)
             with self.engine.begin() as connection:
                 if connection.execute(select(writer_turn.c.id)).first() is None:
                     connection.execute(writer_turn.insert().values(id=1, turn=0))
@@ -247,8 +257,10 @@ class Ledger:
         retry it when a concurrent transaction won."""
         batch = self.current_batch.get()
         if batch is not None:
-            result, events = self.run_command(batch, change, command)
+            result, events = self.run_command(batch.session, change, command)
             self.index.apply(events)
+            if events:
+                batch.commits.append(events[-1][1])
             return result, self.index.position
 
         for _ in range(WRITE_ATTEMPTS):
@@ -263,7 +275,7 @@ class Ledger:
             seen = self.index.position
             result, events = self.run_command(session, change, command)
             if events:
-                self.tables.track(session, events[-1][1])
+                self.tables.commit(session, [events[-1][1]])
         return result, self.applied(events, seen)
 
     @contextmanager
@@ -305,12 +317,13 @@ class Ledger:
         with self.index.lock:
             try:
                 with self.writer_turn() as session:
-                    token = self.current_batch.set(session)
+                    batch = Batch(session)
+                    token = self.current_batch.set(batch)
                     try:
                         yield
                     finally:
                         self.current_batch.reset(token)
-                    self.tables.track(session, self.index.position)
+                    self.tables.commit(session, batch.commits)
             except BaseException:
                 self.reload()
                 raise

@@ -9,19 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from projections.access_index import AccessIndex, HolderEntry, ResourceEntry, set_expiry
-from projections.tables import (
-    PROJECTION,
-    attachments,
-    decode_restriction,
-    grants,
-    holders,
-    resources,
-    tracking,
-)
+from projections.tables import LIVE, PROJECTION, LedgerSchema, decode_restriction
 
 
-def load_index(connection: Connection) -> AccessIndex:
+def load_index(connection: Connection, schema: LedgerSchema = LIVE) -> AccessIndex:
     index = AccessIndex()
+    resources, holders, grants = schema.resources, schema.holders, schema.grants
+    attachments, tracking = schema.attachments, schema.tracking
     position = connection.execute(
         select(tracking.c.position).where(tracking.c.projection == PROJECTION)
     ).scalar()

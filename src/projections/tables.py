@@ -1,11 +1,19 @@
-"""The durable, factored read model: one table per factor of access.
+"""The durable, factored read model: one table per factor of access, and the
+history of each factor as position intervals.
 
-Rows change by O(1) per event (deleting a group also drops its attachment
+Rows change by O(1) per event (deleting a group also closes its attachment
 rows). They are written in the same transaction as the events that cause
 them, together with the tracking position, so that the tables and the log
 never disagree and a new process can load them instead of replaying the log.
 Pattern expansion against the catalog is not stored: every process derives
 it in memory when it loads (see projections.access_index).
+
+History rows hold `[from_position, to_position)`: the state after applying
+every event up to and including position P is the rows with
+`from_position <= P` and `to_position` null or greater than P.
+
+A `LedgerSchema` names its tables with a prefix, so that a compliance replay
+can rebuild every table beside the live ones and compare the two.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any, Callable
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -23,8 +32,11 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
+    literal,
     or_,
+    select,
     update,
 )
 from sqlalchemy.orm import Session
@@ -32,74 +44,139 @@ from sqlalchemy.orm import Session
 from domain.aggregates import AccessGroup, CatalogResource, Holder, Key, Principal, Team
 from domain.resources import KINDS
 
-metadata = MetaData()
+PROJECTION = "access"
+# Holder columns whose history is kept; grants and attachments have their own.
+HOLDER_STATE = ("type", "name", "team_id", "restrict", "expires_at", "blocked", "deleted")
 
-resources = Table(
-    "ledger_resources",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False),
-    Column("active", Boolean, nullable=False),
-    Column("created_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("version", Integer, nullable=False),
-    Index("ledger_resources_name", "kind", "name", unique=True),
-)
 
-holders = Table(
-    "ledger_holders",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("type", String(8), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False, default=""),
-    Column("team_id", String(36)),
-    Column("restrict", Text),
-    Column("expires_at", String(40)),
-    Column("secret_hash", String(64), index=True),
-    Column("blocked", Boolean, nullable=False, default=False),
-    Column("deleted", Boolean, nullable=False, default=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
-)
+class LedgerSchema:
+    """Every read-model table, named `{prefix}_...`."""
 
-grants = Table(
-    "ledger_grants",
-    metadata,
-    Column("holder_id", String(36), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("selector", Text, primary_key=True),
-)
+    def __init__(self, prefix: str = "ledger") -> None:
+        self.prefix = prefix
+        self.metadata = MetaData()
+        m, p = self.metadata, prefix
 
-attachments = Table(
-    "ledger_attachments",
-    metadata,
-    Column("holder_id", String(36), primary_key=True),
-    Column("group_id", String(36), primary_key=True, index=True),
-)
+        self.resources = Table(
+            f"{p}_resources", m,
+            Column("id", String(36), primary_key=True),
+            Column("kind", String(16), nullable=False),
+            Column("name", Text, nullable=False),
+            Column("description", Text, nullable=False),
+            Column("active", Boolean, nullable=False),
+            Column("created_at", String(40), nullable=False),
+            Column("updated_at", String(40), nullable=False),
+            Column("seq", Integer, nullable=False),
+            Column("version", Integer, nullable=False),
+            Index(f"{p}_resources_name", "kind", "name", unique=True),
+        )
+        self.holders = Table(
+            f"{p}_holders", m,
+            Column("id", String(36), primary_key=True),
+            Column("type", String(8), nullable=False),
+            Column("name", Text, nullable=False),
+            Column("description", Text, nullable=False, default=""),
+            Column("team_id", String(36)),
+            Column("restrict", Text),
+            Column("expires_at", String(40)),
+            Column("secret_hash", String(64)),
+            Column("blocked", Boolean, nullable=False, default=False),
+            Column("deleted", Boolean, nullable=False, default=False),
+            Column("version", Integer, nullable=False),
+            Column("created_at", String(40), nullable=False),
+            Column("updated_at", String(40), nullable=False),
+            Column("seq", Integer, nullable=False),
+            Index(f"{p}_holders_secret", "secret_hash"),
+        )
+        self.grants = Table(
+            f"{p}_grants", m,
+            Column("holder_id", String(36), primary_key=True),
+            Column("kind", String(16), primary_key=True),
+            Column("selector", Text, primary_key=True),
+        )
+        self.attachments = Table(
+            f"{p}_attachments", m,
+            Column("holder_id", String(36), primary_key=True),
+            Column("group_id", String(36), primary_key=True),
+            Index(f"{p}_attachments_group", "group_id"),
+        )
+        self.tracking = Table(
+            f"{p}_tracking", m,
+            Column("projection", String(32), primary_key=True),
+            Column("position", Integer, nullable=False),
+        )
+        # One row per committed command: where a question "as of" a position
+        # or a time lands, so that it never sees half of a command.
+        self.commits = Table(
+            f"{p}_commits", m,
+            Column("position", Integer, primary_key=True),
+            Column("committed_at", Float, nullable=False, index=True),
+        )
+        self.holder_history = Table(
+            f"{p}_holder_history", m,
+            Column("holder_id", String(36), nullable=False),
+            *(Column(name, Text if name in ("name", "restrict") else String(40))
+              for name in HOLDER_STATE if name not in ("blocked", "deleted")),
+            Column("blocked", Boolean, nullable=False),
+            Column("deleted", Boolean, nullable=False),
+            Column("from_position", Integer, nullable=False),
+            Column("to_position", Integer),
+            Index(f"{p}_holder_history_holder", "holder_id", "from_position"),
+        )
+        self.grant_history = Table(
+            f"{p}_grant_history", m,
+            Column("holder_id", String(36), nullable=False),
+            Column("kind", String(16), nullable=False),
+            Column("selector", Text, nullable=False),
+            Column("from_position", Integer, nullable=False),
+            Column("to_position", Integer),
+            Index(f"{p}_grant_history_holder", "holder_id", "from_position"),
+        )
+        self.attachment_history = Table(
+            f"{p}_attachment_history", m,
+            Column("holder_id", String(36), nullable=False),
+            Column("group_id", String(36), nullable=False),
+            Column("from_position", Integer, nullable=False),
+            Column("to_position", Integer),
+            Index(f"{p}_attachment_history_holder", "holder_id"),
+            Index(f"{p}_attachment_history_group", "group_id"),
+        )
+        self.resource_history = Table(
+            f"{p}_resource_history", m,
+            Column("kind", String(16), nullable=False),
+            Column("name", Text, nullable=False),
+            Column("from_position", Integer, nullable=False),
+            Column("to_position", Integer),
+            Index(f"{p}_resource_history_kind", "kind", "from_position"),
+        )
 
-tracking = Table(
-    "ledger_tracking",
-    metadata,
-    Column("projection", String(32), primary_key=True),
-    Column("position", Integer, nullable=False),
-)
+    def digest_tables(self) -> list[Table]:
+        """The tables a replay rebuilds and compares (not tracking or commits,
+        which record when things were written rather than what they are)."""
+        return [self.resources, self.holders, self.grants, self.attachments,
+                self.holder_history, self.grant_history, self.attachment_history,
+                self.resource_history]
 
-# One row whose update starts every write transaction: it serialises writers
-# across processes on both stores, so each command sees the latest state.
+
+LIVE = LedgerSchema()
+
+
+# The other tables of the store: one row whose update starts every write
+# transaction, serialising writers across processes on both stores.
+control = MetaData()
 writer_turn = Table(
-    "ledger_writer_turn",
-    metadata,
+    "ledger_writer_turn", control,
     Column("id", Integer, primary_key=True),
     Column("turn", Integer, nullable=False),
 )
 
-PROJECTION = "access"
+
+def store_clock(dialect: str) -> Any:
+    """Seconds since the epoch by the store's clock, as SQL. SQLite has no
+    server: its clock is the host's."""
+    if dialect == "postgresql":
+        return func.extract("epoch", func.clock_timestamp())
+    return (func.julianday("now") - 2440587.5) * 86400.0
 
 
 def timestamp_of(event: Any) -> str:
@@ -107,9 +184,10 @@ def timestamp_of(event: Any) -> str:
 
 
 class LedgerTables:
-    """Applies domain events to the factored tables inside a session."""
+    """Applies domain events to one schema's tables inside a session."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: LedgerSchema = LIVE) -> None:
+        self.s = schema
         self.handlers: dict[type, Callable[[Session, Any, int], None]] = {
             CatalogResource.Registered: self.resource_registered,
             CatalogResource.Returned: self.resource_returned,
@@ -135,14 +213,27 @@ class LedgerTables:
         }
 
     def apply(self, session: Session, events: list[tuple[Any, int]]) -> None:
-        """Apply (event, position) pairs in order. The caller moves the
-        tracking row once per transaction, with `track`."""
+        """Apply (event, position) pairs in order. The caller records the
+        command's commit and moves the tracking row, with `commit`."""
         for domain_event, position in events:
             handler = self.handlers.get(type(domain_event))
             if handler is not None:
                 handler(session, domain_event, position)
 
+    def commit(self, session: Session, positions: list[int]) -> None:
+        """Record the last position of each command, stamped by the store's
+        clock, and move the tracking row."""
+        if not positions:
+            return
+        clock = store_clock(session.get_bind().dialect.name)
+        session.execute(
+            insert(self.s.commits).values(committed_at=clock),
+            [{"position": position} for position in positions],
+        )
+        self.track(session, positions[-1])
+
     def track(self, session: Session, position: int) -> None:
+        tracking = self.s.tracking
         moved = session.execute(
             update(tracking)
             .where(tracking.c.projection == PROJECTION)
@@ -156,40 +247,51 @@ class LedgerTables:
     def resource_registered(self, session: Session, e: Any, position: int) -> None:
         at = timestamp_of(e)
         session.execute(
-            insert(resources).values(
+            insert(self.s.resources).values(
                 id=str(e.originator_id), kind=e.kind, name=e.name,
                 description=e.description, active=True,
                 created_at=at, updated_at=at, seq=position, version=e.originator_version,
             )
         )
+        self.open_resource(session, e.kind, e.name, position)
 
     def resource_returned(self, session: Session, e: Any, position: int) -> None:
-        self.update_resource(session, e, active=True)
+        kind, name = self.update_resource(session, e, active=True)
+        self.open_resource(session, kind, name, position)
 
     def resource_retired(self, session: Session, e: Any, position: int) -> None:
-        self.update_resource(session, e, active=False)
+        kind, name = self.update_resource(session, e, active=False)
+        history = self.s.resource_history
+        self.close(session, history, position, history.c.kind == kind, history.c.name == name)
 
     def resource_described(self, session: Session, e: Any, position: int) -> None:
         self.update_resource(session, e, description=e.description)
 
-    def update_resource(self, session: Session, e: Any, **values: Any) -> None:
-        session.execute(
+    def update_resource(self, session: Session, e: Any, **values: Any) -> tuple[str, str]:
+        resources = self.s.resources
+        row = session.execute(
             update(resources)
             .where(resources.c.id == str(e.originator_id))
             .values(updated_at=timestamp_of(e), version=e.originator_version, **values)
-        )
+            .returning(resources.c.kind, resources.c.name)
+        ).one()
+        return row.kind, row.name
+
+    def open_resource(self, session: Session, kind: str, name: str, position: int) -> None:
+        session.execute(insert(self.s.resource_history).values(
+            kind=kind, name=name, from_position=position))
 
     # -- holders ---------------------------------------------------------
 
     def group_created(self, session: Session, e: Any, position: int) -> None:
         self.insert_holder(session, e, position, type="group", name=e.name,
                            description=e.description)
-        self.insert_grants(session, e.originator_id, e.grants)
+        self.insert_grants(session, e.originator_id, e.grants, position)
 
     def team_created(self, session: Session, e: Any, position: int) -> None:
         self.insert_holder(session, e, position, type="team", name=e.name)
-        self.insert_grants(session, e.originator_id, e.grants)
-        self.insert_attachments(session, e.originator_id, e.access_groups)
+        self.insert_grants(session, e.originator_id, e.grants, position)
+        self.insert_attachments(session, e.originator_id, e.access_groups, position)
 
     def key_created(self, session: Session, e: Any, position: int) -> None:
         self.insert_holder(
@@ -197,108 +299,151 @@ class LedgerTables:
             restrict=encode_restriction(e.restrict), expires_at=e.expires_at,
             secret_hash=e.secret_hash,
         )
-        self.insert_grants(session, e.originator_id, e.grants)
-        self.insert_attachments(session, e.originator_id, e.access_groups)
+        self.insert_grants(session, e.originator_id, e.grants, position)
+        self.insert_attachments(session, e.originator_id, e.access_groups, position)
 
     def insert_holder(
         self, session: Session, e: Any, position: int, **values: Any
     ) -> None:
         at = timestamp_of(e)
         session.execute(
-            insert(holders).values(
+            insert(self.s.holders).values(
                 id=str(e.originator_id), version=e.originator_version,
                 created_at=at, updated_at=at, seq=position,
                 blocked=False, deleted=False, **values,
             )
         )
+        self.open_holder_state(session, str(e.originator_id), position)
 
-    def insert_grants(self, session: Session, holder_id: Any, grant_map: dict) -> None:
+    def insert_grants(
+        self, session: Session, holder_id: Any, grant_map: dict, position: int
+    ) -> None:
         rows = [
             {"holder_id": str(holder_id), "kind": kind, "selector": selector}
             for kind in KINDS
             for selector in grant_map.get(kind, ())
         ]
         if rows:
-            session.execute(insert(grants), rows)
+            session.execute(insert(self.s.grants), rows)
+            session.execute(insert(self.s.grant_history),
+                            [{**row, "from_position": position} for row in rows])
 
-    def insert_attachments(self, session: Session, holder_id: Any, group_ids: list) -> None:
+    def insert_attachments(
+        self, session: Session, holder_id: Any, group_ids: list, position: int
+    ) -> None:
         rows = [{"holder_id": str(holder_id), "group_id": g} for g in group_ids]
         if rows:
-            session.execute(insert(attachments), rows)
+            session.execute(insert(self.s.attachments), rows)
+            session.execute(insert(self.s.attachment_history),
+                            [{**row, "from_position": position} for row in rows])
 
     def touch(self, session: Session, e: Any, **values: Any) -> None:
         """Every holder event moves its version and update time."""
+        holders = self.s.holders
         session.execute(
             update(holders)
             .where(holders.c.id == str(e.originator_id))
             .values(version=e.originator_version, updated_at=timestamp_of(e), **values)
         )
 
+    def change_state(self, session: Session, e: Any, position: int, **values: Any) -> None:
+        """A change to a column with history: update, then start a new interval."""
+        self.touch(session, e, **values)
+        history = self.s.holder_history
+        holder_id = str(e.originator_id)
+        self.close(session, history, position, history.c.holder_id == holder_id)
+        self.open_holder_state(session, holder_id, position)
+
+    def open_holder_state(self, session: Session, holder_id: str, position: int) -> None:
+        holders = self.s.holders
+        columns = [holders.c[name] for name in HOLDER_STATE]
+        session.execute(
+            insert(self.s.holder_history).from_select(
+                ["holder_id", *HOLDER_STATE, "from_position"],
+                select(holders.c.id, *columns, literal(position))
+                .where(holders.c.id == holder_id),
+            )
+        )
+
+    def close(self, session: Session, table: Table, position: int, *where: Any) -> None:
+        session.execute(
+            update(table)
+            .where(*where, table.c.to_position.is_(None))
+            .values(to_position=position)
+        )
+
     def holder_renamed(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, name=e.name)
+        self.change_state(session, e, position, name=e.name)
 
     def key_renamed(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, name=e.alias)
+        self.change_state(session, e, position, name=e.alias)
 
     def group_described(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e, description=e.description)
 
     def key_restricted(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, restrict=encode_restriction(e.restrict))
+        self.change_state(session, e, position, restrict=encode_restriction(e.restrict))
 
     def key_expiry_set(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, expires_at=e.expires_at)
+        self.change_state(session, e, position, expires_at=e.expires_at)
 
     def key_rotated(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e, secret_hash=e.secret_hash)
 
     def principal_blocked(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, blocked=True)
+        self.change_state(session, e, position, blocked=True)
 
     def principal_unblocked(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, blocked=False)
+        self.change_state(session, e, position, blocked=False)
 
     def grants_added(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e)
-        self.insert_grants(session, e.originator_id, e.grants)
+        self.insert_grants(session, e.originator_id, e.grants, position)
 
     def grants_removed(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e)
+        grants, history = self.s.grants, self.s.grant_history
+        holder_id = str(e.originator_id)
         for kind in KINDS:
             for selector in e.grants.get(kind, ()):
-                session.execute(
-                    delete(grants).where(
-                        grants.c.holder_id == str(e.originator_id),
-                        grants.c.kind == kind,
-                        grants.c.selector == selector,
-                    )
-                )
+                session.execute(delete(grants).where(
+                    grants.c.holder_id == holder_id,
+                    grants.c.kind == kind,
+                    grants.c.selector == selector,
+                ))
+                self.close(session, history, position, history.c.holder_id == holder_id,
+                           history.c.kind == kind, history.c.selector == selector)
 
     def group_attached(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e)
-        self.insert_attachments(session, e.originator_id, [e.group_id])
+        self.insert_attachments(session, e.originator_id, [e.group_id], position)
 
     def group_detached(self, session: Session, e: Any, position: int) -> None:
         self.touch(session, e)
-        session.execute(
-            delete(attachments).where(
-                attachments.c.holder_id == str(e.originator_id),
-                attachments.c.group_id == e.group_id,
-            )
-        )
+        attachments, history = self.s.attachments, self.s.attachment_history
+        holder_id = str(e.originator_id)
+        session.execute(delete(attachments).where(
+            attachments.c.holder_id == holder_id, attachments.c.group_id == e.group_id))
+        self.close(session, history, position, history.c.holder_id == holder_id,
+                   history.c.group_id == e.group_id)
 
     def holder_deleted(self, session: Session, e: Any, position: int) -> None:
         """A deleted holder keeps its row (ids are never reused) but grants
         nothing; a deleted group is detached from every key and team."""
         holder_id = str(e.originator_id)
-        self.touch(session, e, deleted=True)
-        session.execute(delete(grants).where(grants.c.holder_id == holder_id))
-        session.execute(
-            delete(attachments).where(
-                or_(attachments.c.holder_id == holder_id,
-                    attachments.c.group_id == holder_id)
-            )
-        )
+        self.change_state(session, e, position, deleted=True)
+
+        s = self.s
+        session.execute(delete(s.grants).where(s.grants.c.holder_id == holder_id))
+        self.close(session, s.grant_history, position,
+                   s.grant_history.c.holder_id == holder_id)
+
+        attached = or_(s.attachments.c.holder_id == holder_id,
+                       s.attachments.c.group_id == holder_id)
+        session.execute(delete(s.attachments).where(attached))
+        history = s.attachment_history
+        self.close(session, history, position,
+                   or_(history.c.holder_id == holder_id, history.c.group_id == holder_id))
 
 
 def encode_restriction(restrict: dict | None) -> str | None:
@@ -309,4 +454,3 @@ def encode_restriction(restrict: dict | None) -> str | None:
 
 def decode_restriction(text: str | None) -> dict | None:
     return None if text is None else json.loads(text)
-
