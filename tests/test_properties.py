@@ -273,3 +273,41 @@ def _who(index: Any, kind: str, name: str, now: float) -> list[str]:
     if name not in index.resources[kind]:
         return []
     return [key.id for key, _ in index.who_can_use(kind, name, now)]
+
+
+def past_access(ledger: Ledger, key_id: str, position: int) -> dict[str, dict]:
+    from projections.past import PastIndex, committed_at
+
+    with ledger.engine.connect() as connection:
+        past = PastIndex(connection, position)
+        key = past.key(key_id)
+        past.catalog(KINDS)
+        if key is None:
+            return {kind: {} for kind in KINDS}
+        return index_access(past.index, key_id, committed_at(connection, position))
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(operations, min_size=5, max_size=40))
+def test_the_past_answers_as_the_present_did(
+    ops: list[tuple], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """After every command, remember each key's live access; afterwards the
+    as-of answer at each of those positions must be the same."""
+    folder: Path = tmp_path_factory.mktemp("past")
+    ledger = Ledger(f"sqlite:///{folder / 'ledger.db'}")
+    try:
+        world = World(ledger)
+        seen: list[tuple[int, str, dict]] = []
+        for op in SET_UP + ops:
+            world.run(op)
+            now = time.time()
+            position = ledger.index.position
+            seen += [(position, k, index_access(ledger.index, k, now)) for k in world.keys]
+
+        for position, key_id, live in seen:
+            assert past_access(ledger, key_id, position) == live, (position, key_id)
+    finally:
+        ledger.close()

@@ -6,9 +6,11 @@ the store's head), and skipping the thread pool halves their latency.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.auth import bearer_token
@@ -32,7 +34,9 @@ from api.presenters import (
 from api.schemas import BulkCheckRequest, CheckRequest
 from domain.errors import InvalidRequest, NotFound, Unauthorized
 from domain.resources import KINDS, check_kind, check_name
+from domain.rules import parse_time
 from projections.access_index import AccessIndex, HolderEntry
+from projections.past import PastIndex, command_boundary, committed_at, position_at_time
 
 MAX_BULK = 1000
 
@@ -46,10 +50,12 @@ async def check(
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    """May this key use this resource now, and why (or why not)?"""
-    refuse_past(body.at, body.position)
+    """May this key use this resource now (or at `at` / `position`), and why?"""
     check_item(body)
     position = ledger.current(min_position)
+    if body.at is not None or body.position is not None:
+        result = await run_in_threadpool(evaluate_past, ledger, body, position)
+        return answer(result, position)
     with ledger.index.lock:
         result = evaluate(ledger.index, body, now(), position)
     return answer(result, position)
@@ -65,10 +71,13 @@ async def check_bulk(
     if len(body.checks) > MAX_BULK:
         raise InvalidRequest(f"at most {MAX_BULK} checks per request")
     for item in body.checks:
-        refuse_past(item.at, item.position)
         check_item(item)
 
     position = ledger.current(min_position)
+    if any(item.at is not None or item.position is not None for item in body.checks):
+        results = await run_in_threadpool(
+            lambda: [evaluate_past(ledger, item, position) for item in body.checks])
+        return answer({"results": results, "position": position}, position)
     moment = now()
     with ledger.index.lock:
         results = [evaluate(ledger.index, item, moment, position) for item in body.checks]
@@ -79,15 +88,17 @@ async def check_bulk(
 async def key_access(
     key_id: str,
     kind: str | None = Query(None),
-    at: str | None = Query(None, description="Not answered yet: see the audit API."),
-    position: int | None = Query(None, description="Not answered yet."),
+    at: str | None = Query(None, description="As of this time (RFC 3339)."),
+    position: int | None = Query(None, description="As of this ledger position."),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    """Everything the key can use now, by kind, each resource with its reasons."""
-    refuse_past(at, position)
+    """Everything the key can use now (or then), by kind, with the reasons."""
     kinds = (check_kind(kind),) if kind is not None else KINDS
     current = ledger.current(min_position)
+    if at is not None or position is not None:
+        body = await run_in_threadpool(access_past, ledger, key_id, kinds, at, position, current)
+        return answer(body, current)
     with ledger.index.lock:
         key = live_holder(ledger.index, "key", key_id)
         resources = access_public(ledger.index, key, kinds, now())
@@ -140,11 +151,53 @@ async def list_models(
     return answer(body, position)
 
 
-def refuse_past(at: Any, position: Any) -> None:
-    if at is not None or position is not None:
-        raise InvalidRequest(
-            "questions about the past (at, position) are not answered by this version"
-        )
+def moment_asked(ledger: Ledger, connection: Any, at: Any, position: Any,
+                 head: int) -> tuple[int, float]:
+    """The command boundary an as-of question lands on, and the clock then.
+
+    `at` is the last position committed at or before that time by the
+    store's clock; `position` is rounded down to the end of its command.
+    """
+    if at is not None and position is not None:
+        raise InvalidRequest("give at or position, not both")
+    if position is not None:
+        if position < 0 or position > head:
+            raise InvalidRequest(f"position must be between 0 and the head, {head}")
+        boundary = command_boundary(connection, position)
+        return boundary, committed_at(connection, boundary)
+    moment = parse_time(at, "at").timestamp()
+    if moment > time.time():
+        raise InvalidRequest("at is in the future")
+    return position_at_time(connection, moment), moment
+
+
+def evaluate_past(ledger: Ledger, item: CheckRequest, head: int) -> dict[str, Any]:
+    with ledger.engine.connect() as connection:
+        boundary, moment = moment_asked(ledger, connection, item.at, item.position, head)
+        past = PastIndex(connection, boundary)
+        key_id = item.key_id
+        if key_id is None:
+            # A secret names the key it belongs to now; the key is then asked about.
+            with ledger.index.lock:
+                key = find_key(ledger.index, item)
+            key_id = key.id if key is not None else ""
+        key = past.key(key_id)
+        past.resource(item.kind, item.name)
+        decision = past.index.check(key, item.kind, item.name, moment)
+        return decision_public(past.index, decision, boundary)
+
+
+def access_past(ledger: Ledger, key_id: str, kinds: tuple[str, ...], at: Any,
+                position: Any, head: int) -> dict[str, Any]:
+    with ledger.engine.connect() as connection:
+        boundary, moment = moment_asked(ledger, connection, at, position, head)
+        past = PastIndex(connection, boundary)
+        key = past.key(key_id)
+        if key is None:
+            raise NotFound(f"no key with id {key_id!r} at position {boundary}")
+        past.catalog(kinds)
+        resources = access_public(past.index, key, kinds, moment)
+    return {"key_id": key_id, "as_of": boundary, "resources": resources}
 
 
 def check_item(item: CheckRequest) -> None:
