@@ -31,14 +31,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
-    literal,
-    or_,
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.aggregates import AccessGroup, CatalogResource, Holder, Key, Principal, Team
@@ -183,12 +183,51 @@ def timestamp_of(event: Any) -> str:
     return event.timestamp.isoformat().replace("+00:00", "Z")
 
 
+class Statements:
+    """Statements built once and run with parameters: building a statement
+    costs more than running it, and one construct per shape also lets the
+    driver prepare it once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple, Any] = {}
+
+    def insert(self, table: Table) -> Any:
+        return self.cached(("insert", table.name), lambda: insert(table))
+
+    def update(self, table: Table, where: tuple[str, ...], values: tuple[str, ...]) -> Any:
+        return self.cached(("update", table.name, where, values), lambda: (
+            update(table)
+            .where(*(table.c[c] == bindparam(f"w_{c}") for c in where))
+            .values({c: bindparam(f"v_{c}") for c in values})
+        ))
+
+    def close(self, table: Table, where: tuple[str, ...]) -> Any:
+        return self.cached(("close", table.name, where), lambda: (
+            update(table)
+            .where(*(table.c[c] == bindparam(f"w_{c}") for c in where),
+                   table.c.to_position.is_(None))
+            .values(to_position=bindparam("v_to_position"))
+        ))
+
+    def delete(self, table: Table, where: tuple[str, ...]) -> Any:
+        return self.cached(("delete", table.name, where), lambda: (
+            delete(table).where(*(table.c[c] == bindparam(f"w_{c}") for c in where))
+        ))
+
+    def cached(self, shape: tuple, build: Callable[[], Any]) -> Any:
+        statement = self.cache.get(shape)
+        if statement is None:
+            statement = self.cache[shape] = build()
+        return statement
+
+
 class LedgerTables:
     """Applies domain events to one schema's tables inside a session."""
 
     def __init__(self, schema: LedgerSchema = LIVE) -> None:
         self.s = schema
-        self.handlers: dict[type, Callable[[Session, Any, int], None]] = {
+        self.statements = Statements()
+        self.handlers: dict[type, Callable[[Connection, Any, int], None]] = {
             CatalogResource.Registered: self.resource_registered,
             CatalogResource.Returned: self.resource_returned,
             CatalogResource.Retired: self.resource_retired,
@@ -211,14 +250,25 @@ class LedgerTables:
             Principal.Blocked: self.principal_blocked,
             Principal.Unblocked: self.principal_unblocked,
         }
+        holders = schema.holders
+        self.copy_holder_state = (
+            insert(schema.holder_history).from_select(
+                ["holder_id", *HOLDER_STATE, "from_position"],
+                select(holders.c.id, *(holders.c[n] for n in HOLDER_STATE),
+                       bindparam("position", type_=Integer))
+                .where(holders.c.id == bindparam("holder_id")),
+            )
+        )
+        self.resource_update: dict[tuple[str, ...], Any] = {}
 
     def apply(self, session: Session, events: list[tuple[Any, int]]) -> None:
         """Apply (event, position) pairs in order. The caller records the
         command's commit and moves the tracking row, with `commit`."""
+        connection = session.connection()
         for domain_event, position in events:
             handler = self.handlers.get(type(domain_event))
             if handler is not None:
-                handler(session, domain_event, position)
+                handler(connection, domain_event, position)
 
     def commit(self, session: Session, positions: list[int]) -> None:
         """Record the last position of each command, stamped by the store's
@@ -242,208 +292,201 @@ class LedgerTables:
         if moved.rowcount == 0:
             session.execute(insert(tracking).values(projection=PROJECTION, position=position))
 
+    # -- the four things a handler does ----------------------------------
+
+    def insert(self, connection: Connection, table: Table, rows: Any) -> None:
+        if rows:
+            connection.execute(self.statements.insert(table), rows)
+
+    def update(self, connection: Connection, table: Table, where: dict, values: dict) -> None:
+        statement = self.statements.update(table, tuple(where), tuple(values))
+        params = {**{f"w_{c}": v for c, v in where.items()},
+                  **{f"v_{c}": v for c, v in values.items()}}
+        connection.execute(statement, params)
+
+    def delete(self, connection: Connection, table: Table, where: dict) -> None:
+        statement = self.statements.delete(table, tuple(where))
+        connection.execute(statement, {f"w_{c}": v for c, v in where.items()})
+
+    def close(self, connection: Connection, table: Table, position: int, where: dict) -> None:
+        """End the open history interval of the rows `where` names."""
+        statement = self.statements.close(table, tuple(where))
+        params = {f"w_{c}": v for c, v in where.items()}
+        connection.execute(statement, {**params, "v_to_position": position})
+
     # -- catalog ---------------------------------------------------------
 
-    def resource_registered(self, session: Session, e: Any, position: int) -> None:
+    def resource_registered(self, connection: Connection, e: Any, position: int) -> None:
         at = timestamp_of(e)
-        session.execute(
-            insert(self.s.resources).values(
-                id=str(e.originator_id), kind=e.kind, name=e.name,
-                description=e.description, active=True,
-                created_at=at, updated_at=at, seq=position, version=e.originator_version,
-            )
-        )
-        self.open_resource(session, e.kind, e.name, position)
+        self.insert(connection, self.s.resources, {
+            "id": str(e.originator_id), "kind": e.kind, "name": e.name,
+            "description": e.description, "active": True, "created_at": at,
+            "updated_at": at, "seq": position, "version": e.originator_version,
+        })
+        self.open_resource(connection, e.kind, e.name, position)
 
-    def resource_returned(self, session: Session, e: Any, position: int) -> None:
-        kind, name = self.update_resource(session, e, active=True)
-        self.open_resource(session, kind, name, position)
+    def resource_returned(self, connection: Connection, e: Any, position: int) -> None:
+        kind, name = self.update_resource(connection, e, active=True)
+        self.open_resource(connection, kind, name, position)
 
-    def resource_retired(self, session: Session, e: Any, position: int) -> None:
-        kind, name = self.update_resource(session, e, active=False)
-        history = self.s.resource_history
-        self.close(session, history, position, history.c.kind == kind, history.c.name == name)
+    def resource_retired(self, connection: Connection, e: Any, position: int) -> None:
+        kind, name = self.update_resource(connection, e, active=False)
+        self.close(connection, self.s.resource_history, position, {"kind": kind, "name": name})
 
-    def resource_described(self, session: Session, e: Any, position: int) -> None:
-        self.update_resource(session, e, description=e.description)
+    def resource_described(self, connection: Connection, e: Any, position: int) -> None:
+        self.update_resource(connection, e, description=e.description)
 
-    def update_resource(self, session: Session, e: Any, **values: Any) -> tuple[str, str]:
+    def update_resource(self, connection: Connection, e: Any, **values: Any) -> tuple[str, str]:
         resources = self.s.resources
-        row = session.execute(
-            update(resources)
-            .where(resources.c.id == str(e.originator_id))
-            .values(updated_at=timestamp_of(e), version=e.originator_version, **values)
-            .returning(resources.c.kind, resources.c.name)
-        ).one()
+        shape = tuple(values)
+        statement = self.resource_update.get(shape)
+        if statement is None:
+            statement = self.resource_update[shape] = (
+                update(resources)
+                .where(resources.c.id == bindparam("w_id"))
+                .values({c: bindparam(f"v_{c}")
+                         for c in ("updated_at", "version", *values)})
+                .returning(resources.c.kind, resources.c.name)
+            )
+        params = {"w_id": str(e.originator_id), "v_updated_at": timestamp_of(e),
+                  "v_version": e.originator_version,
+                  **{f"v_{c}": v for c, v in values.items()}}
+        row = connection.execute(statement, params).one()
         return row.kind, row.name
 
-    def open_resource(self, session: Session, kind: str, name: str, position: int) -> None:
-        session.execute(insert(self.s.resource_history).values(
-            kind=kind, name=name, from_position=position))
+    def open_resource(self, connection: Connection, kind: str, name: str, position: int) -> None:
+        self.insert(connection, self.s.resource_history,
+                    {"kind": kind, "name": name, "from_position": position})
 
     # -- holders ---------------------------------------------------------
 
-    def group_created(self, session: Session, e: Any, position: int) -> None:
-        self.insert_holder(session, e, position, type="group", name=e.name,
+    def group_created(self, connection: Connection, e: Any, position: int) -> None:
+        self.insert_holder(connection, e, position, type="group", name=e.name,
                            description=e.description)
-        self.insert_grants(session, e.originator_id, e.grants, position)
+        self.insert_grants(connection, e.originator_id, e.grants, position)
 
-    def team_created(self, session: Session, e: Any, position: int) -> None:
-        self.insert_holder(session, e, position, type="team", name=e.name)
-        self.insert_grants(session, e.originator_id, e.grants, position)
-        self.insert_attachments(session, e.originator_id, e.access_groups, position)
+    def team_created(self, connection: Connection, e: Any, position: int) -> None:
+        self.insert_holder(connection, e, position, type="team", name=e.name)
+        self.insert_grants(connection, e.originator_id, e.grants, position)
+        self.insert_attachments(connection, e.originator_id, e.access_groups, position)
 
-    def key_created(self, session: Session, e: Any, position: int) -> None:
+    def key_created(self, connection: Connection, e: Any, position: int) -> None:
         self.insert_holder(
-            session, e, position, type="key", name=e.alias, team_id=e.team_id,
+            connection, e, position, type="key", name=e.alias, team_id=e.team_id,
             restrict=encode_restriction(e.restrict), expires_at=e.expires_at,
             secret_hash=e.secret_hash,
         )
-        self.insert_grants(session, e.originator_id, e.grants, position)
-        self.insert_attachments(session, e.originator_id, e.access_groups, position)
+        self.insert_grants(connection, e.originator_id, e.grants, position)
+        self.insert_attachments(connection, e.originator_id, e.access_groups, position)
 
     def insert_holder(
-        self, session: Session, e: Any, position: int, **values: Any
+        self, connection: Connection, e: Any, position: int, **values: Any
     ) -> None:
         at = timestamp_of(e)
-        session.execute(
-            insert(self.s.holders).values(
-                id=str(e.originator_id), version=e.originator_version,
-                created_at=at, updated_at=at, seq=position,
-                blocked=False, deleted=False, **values,
-            )
-        )
-        self.open_holder_state(session, str(e.originator_id), position)
+        row = {
+            "id": str(e.originator_id), "version": e.originator_version,
+            "created_at": at, "updated_at": at, "seq": position, "blocked": False,
+            "deleted": False, "description": "", "team_id": None, "restrict": None,
+            "expires_at": None, "secret_hash": None, **values,
+        }
+        self.insert(connection, self.s.holders, row)
+        state = {name: row[name] for name in HOLDER_STATE}
+        self.insert(connection, self.s.holder_history,
+                    {"holder_id": row["id"], **state, "from_position": position})
 
     def insert_grants(
-        self, session: Session, holder_id: Any, grant_map: dict, position: int
+        self, connection: Connection, holder_id: Any, grant_map: dict, position: int
     ) -> None:
         rows = [
             {"holder_id": str(holder_id), "kind": kind, "selector": selector}
             for kind in KINDS
             for selector in grant_map.get(kind, ())
         ]
-        if rows:
-            session.execute(insert(self.s.grants), rows)
-            session.execute(insert(self.s.grant_history),
-                            [{**row, "from_position": position} for row in rows])
+        self.insert(connection, self.s.grants, rows)
+        self.insert(connection, self.s.grant_history,
+                    [{**row, "from_position": position} for row in rows])
 
     def insert_attachments(
-        self, session: Session, holder_id: Any, group_ids: list, position: int
+        self, connection: Connection, holder_id: Any, group_ids: list, position: int
     ) -> None:
         rows = [{"holder_id": str(holder_id), "group_id": g} for g in group_ids]
-        if rows:
-            session.execute(insert(self.s.attachments), rows)
-            session.execute(insert(self.s.attachment_history),
-                            [{**row, "from_position": position} for row in rows])
+        self.insert(connection, self.s.attachments, rows)
+        self.insert(connection, self.s.attachment_history,
+                    [{**row, "from_position": position} for row in rows])
 
-    def touch(self, session: Session, e: Any, **values: Any) -> None:
+    def touch(self, connection: Connection, e: Any, **values: Any) -> None:
         """Every holder event moves its version and update time."""
-        holders = self.s.holders
-        session.execute(
-            update(holders)
-            .where(holders.c.id == str(e.originator_id))
-            .values(version=e.originator_version, updated_at=timestamp_of(e), **values)
-        )
+        self.update(connection, self.s.holders, {"id": str(e.originator_id)},
+                    {"version": e.originator_version, "updated_at": timestamp_of(e),
+                     **values})
 
-    def change_state(self, session: Session, e: Any, position: int, **values: Any) -> None:
+    def change_state(self, connection: Connection, e: Any, position: int, **values: Any) -> None:
         """A change to a column with history: update, then start a new interval."""
-        self.touch(session, e, **values)
-        history = self.s.holder_history
+        self.touch(connection, e, **values)
         holder_id = str(e.originator_id)
-        self.close(session, history, position, history.c.holder_id == holder_id)
-        self.open_holder_state(session, holder_id, position)
+        self.close(connection, self.s.holder_history, position, {"holder_id": holder_id})
+        connection.execute(self.copy_holder_state,
+                           {"holder_id": holder_id, "position": position})
 
-    def open_holder_state(self, session: Session, holder_id: str, position: int) -> None:
-        holders = self.s.holders
-        columns = [holders.c[name] for name in HOLDER_STATE]
-        session.execute(
-            insert(self.s.holder_history).from_select(
-                ["holder_id", *HOLDER_STATE, "from_position"],
-                select(holders.c.id, *columns, literal(position))
-                .where(holders.c.id == holder_id),
-            )
-        )
+    def holder_renamed(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, name=e.name)
 
-    def close(self, session: Session, table: Table, position: int, *where: Any) -> None:
-        session.execute(
-            update(table)
-            .where(*where, table.c.to_position.is_(None))
-            .values(to_position=position)
-        )
+    def key_renamed(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, name=e.alias)
 
-    def holder_renamed(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, name=e.name)
+    def group_described(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e, description=e.description)
 
-    def key_renamed(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, name=e.alias)
+    def key_restricted(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, restrict=encode_restriction(e.restrict))
 
-    def group_described(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, description=e.description)
+    def key_expiry_set(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, expires_at=e.expires_at)
 
-    def key_restricted(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, restrict=encode_restriction(e.restrict))
+    def key_rotated(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e, secret_hash=e.secret_hash)
 
-    def key_expiry_set(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, expires_at=e.expires_at)
+    def principal_blocked(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, blocked=True)
 
-    def key_rotated(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e, secret_hash=e.secret_hash)
+    def principal_unblocked(self, connection: Connection, e: Any, position: int) -> None:
+        self.change_state(connection, e, position, blocked=False)
 
-    def principal_blocked(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, blocked=True)
+    def grants_added(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e)
+        self.insert_grants(connection, e.originator_id, e.grants, position)
 
-    def principal_unblocked(self, session: Session, e: Any, position: int) -> None:
-        self.change_state(session, e, position, blocked=False)
-
-    def grants_added(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e)
-        self.insert_grants(session, e.originator_id, e.grants, position)
-
-    def grants_removed(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e)
-        grants, history = self.s.grants, self.s.grant_history
+    def grants_removed(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e)
         holder_id = str(e.originator_id)
         for kind in KINDS:
             for selector in e.grants.get(kind, ()):
-                session.execute(delete(grants).where(
-                    grants.c.holder_id == holder_id,
-                    grants.c.kind == kind,
-                    grants.c.selector == selector,
-                ))
-                self.close(session, history, position, history.c.holder_id == holder_id,
-                           history.c.kind == kind, history.c.selector == selector)
+                where = {"holder_id": holder_id, "kind": kind, "selector": selector}
+                self.delete(connection, self.s.grants, where)
+                self.close(connection, self.s.grant_history, position, where)
 
-    def group_attached(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e)
-        self.insert_attachments(session, e.originator_id, [e.group_id], position)
+    def group_attached(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e)
+        self.insert_attachments(connection, e.originator_id, [e.group_id], position)
 
-    def group_detached(self, session: Session, e: Any, position: int) -> None:
-        self.touch(session, e)
-        attachments, history = self.s.attachments, self.s.attachment_history
-        holder_id = str(e.originator_id)
-        session.execute(delete(attachments).where(
-            attachments.c.holder_id == holder_id, attachments.c.group_id == e.group_id))
-        self.close(session, history, position, history.c.holder_id == holder_id,
-                   history.c.group_id == e.group_id)
+    def group_detached(self, connection: Connection, e: Any, position: int) -> None:
+        self.touch(connection, e)
+        where = {"holder_id": str(e.originator_id), "group_id": e.group_id}
+        self.delete(connection, self.s.attachments, where)
+        self.close(connection, self.s.attachment_history, position, where)
 
-    def holder_deleted(self, session: Session, e: Any, position: int) -> None:
+    def holder_deleted(self, connection: Connection, e: Any, position: int) -> None:
         """A deleted holder keeps its row (ids are never reused) but grants
         nothing; a deleted group is detached from every key and team."""
         holder_id = str(e.originator_id)
-        self.change_state(session, e, position, deleted=True)
+        self.change_state(connection, e, position, deleted=True)
 
         s = self.s
-        session.execute(delete(s.grants).where(s.grants.c.holder_id == holder_id))
-        self.close(session, s.grant_history, position,
-                   s.grant_history.c.holder_id == holder_id)
-
-        attached = or_(s.attachments.c.holder_id == holder_id,
-                       s.attachments.c.group_id == holder_id)
-        session.execute(delete(s.attachments).where(attached))
-        history = s.attachment_history
-        self.close(session, history, position,
-                   or_(history.c.holder_id == holder_id, history.c.group_id == holder_id))
+        self.delete(connection, s.grants, {"holder_id": holder_id})
+        self.close(connection, s.grant_history, position, {"holder_id": holder_id})
+        for column in ("holder_id", "group_id"):
+            self.delete(connection, s.attachments, {column: holder_id})
+            self.close(connection, s.attachment_history, position, {column: holder_id})
 
 
 def encode_restriction(restrict: dict | None) -> str | None:
