@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from api.auth import AdminTokens
 from api.http import JSONAnswer
 from api.ledger import Ledger
-from api.routes import catalog, groups, keys, questions, teams
+from api.routes import audit, catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
 
 log = logging.getLogger("accessledger")
@@ -46,7 +46,7 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
 
     # The specific paths must come before catalog's `{name:path}` routes.
     app.include_router(questions.router)
-    for module in (catalog, groups, teams, keys):
+    for module in (catalog, groups, teams, keys, audit):
         app.include_router(module.router)
 
     add_error_handlers(app)

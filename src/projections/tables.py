@@ -150,6 +150,12 @@ class LedgerSchema:
             Index(f"{p}_resource_history_kind", "kind", "from_position"),
         )
 
+    def all_tables(self) -> list[Table]:
+        """Every table, in the same order for every prefix."""
+        return [self.resources, self.holders, self.grants, self.attachments, self.tracking,
+                self.commits, self.holder_history, self.grant_history,
+                self.attachment_history, self.resource_history]
+
     def digest_tables(self) -> list[Table]:
         """The tables a replay rebuilds and compares (not tracking or commits,
         which record when things were written rather than what they are)."""

@@ -1,0 +1,166 @@
+"""Audit: the event log, grant intervals, compliance replay and export.
+
+These routes read the store (not the in-memory index), so they are plain
+`def` routes and run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from api.http import admin_actor, answer, get_ledger, wanted_position
+from api.ledger import Ledger
+from domain.errors import InvalidRequest, NotFound
+from domain.resources import KINDS, check_kind, check_name
+from domain.rules import parse_time
+from projections.audit import AuditLog, as_csv, as_jsonl
+from projections.grant_history import GrantHistory
+from projections.past import moment_of, position_at_time
+from projections.replay import replay
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(admin_actor)])
+
+MAX_PAGE = 1000
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    until_position: int | None = None
+    until_time: str | None = None
+
+
+@router.get("/events")
+def audit_events(
+    after: int = Query(0, ge=0, description="Answer events after this position."),
+    limit: int = Query(100, ge=1, le=MAX_PAGE),
+    holder: str | None = Query(None, description="Only this holder's (or resource's) events."),
+    min_position: int | None = Depends(wanted_position),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Every recorded change with its type, holder, time, actor, reason and data."""
+    position = ledger.current(min_position)
+    holder_id = parse_holder(holder)
+    items = AuditLog(ledger.app, ledger.engine).events(after, limit, holder_id, until=position)
+    next_after = items[-1]["position"] if len(items) == limit else None
+    return answer({"items": items, "next_after": next_after}, position)
+
+
+@router.get("/grants")
+def audit_grants(
+    key_id: str = Query(..., description="The key whose grant intervals to answer."),
+    kind: str | None = Query(None),
+    name: str | None = Query(None, description="One resource; needs kind."),
+    from_: str | None = Query(None, alias="from", description="Intervals that end after."),
+    to: str | None = Query(None, description="Intervals that start at or before."),
+    min_position: int | None = Depends(wanted_position),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Each unbroken interval in which the key could use a resource, with the
+    reasons that held when it started."""
+    kinds = (check_kind(kind),) if kind is not None else KINDS
+    if name is not None:
+        check_name(name)
+        if kind is None:
+            raise InvalidRequest("name needs kind")
+    position = ledger.current(min_position)
+    starts_by = time_bound(to)
+    ends_after = time_bound(from_)
+
+    with ledger.engine.connect() as connection:
+        items = GrantHistory(connection).intervals(key_id, kinds, name, position, time.time())
+    if not items and ledger.index.key(key_id) is None:
+        raise NotFound(f"no key with id {key_id!r}")
+    items = [i for i in items if overlaps(i, ends_after, starts_by)]
+    return answer({"items": items}, position)
+
+
+@router.post("/replay")
+def audit_replay(
+    body: ReplayRequest | None = Body(None),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Rebuild every read model from the log into fresh tables and compare."""
+    request = body or ReplayRequest()
+    position = ledger.current()
+    until = until_position(ledger, request.until_position, request.until_time, position)
+    report = replay(AuditLog(ledger.app, ledger.engine), ledger.engine, until)
+    return answer(report.public(), position)
+
+
+@router.get("/export")
+def audit_export(
+    format: str = Query("jsonl", description="jsonl or csv"),
+    from_: str | None = Query(None, alias="from", description="A time or a position."),
+    to: str | None = Query(None, description="A time or a position."),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Every event in the range, streamed, one row per event."""
+    if format not in ("jsonl", "csv"):
+        raise InvalidRequest("format must be jsonl or csv")
+    head = ledger.current()
+    after = export_bound(ledger, from_, head, default=0)
+    until = export_bound(ledger, to, head, default=head)
+    records = AuditLog(ledger.app, ledger.engine).stream(after, until)
+    if format == "csv":
+        return StreamingResponse(as_csv(records), media_type="text/csv",
+                                 headers=attachment("csv"))
+    return StreamingResponse(as_jsonl(records), media_type="application/x-ndjson",
+                             headers=attachment("jsonl"))
+
+
+def attachment(extension: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="accessledger-audit.{extension}"'}
+
+
+def parse_holder(holder: str | None) -> UUID | None:
+    if holder is None:
+        return None
+    try:
+        return UUID(holder)
+    except ValueError:
+        raise InvalidRequest("holder must be an id") from None
+
+
+def time_bound(text: str | None) -> float | None:
+    return None if text is None else parse_time(text, "time").timestamp()
+
+
+def overlaps(interval: dict[str, Any], ends_after: float | None, starts_by: float | None) -> bool:
+    if starts_by is not None and moment_of(interval["granted_at"]) > starts_by:
+        return False
+    revoked = interval["revoked_at"]
+    return ends_after is None or revoked is None or moment_of(revoked) > ends_after
+
+
+def until_position(ledger: Ledger, position: int | None, moment: str | None, head: int) -> int:
+    if position is not None and moment is not None:
+        raise InvalidRequest("give until_position or until_time, not both")
+    if position is not None:
+        if not 0 <= position <= head:
+            raise InvalidRequest(f"until_position must be between 0 and the head, {head}")
+        return position
+    if moment is not None:
+        seconds = parse_time(moment, "until_time").timestamp()
+        if seconds > time.time():
+            raise InvalidRequest("until_time is in the future")
+        with ledger.engine.connect() as connection:
+            return position_at_time(connection, seconds)
+    return head
+
+
+def export_bound(ledger: Ledger, text: str | None, head: int, default: int) -> int:
+    """A position as given, or the last position committed by a time."""
+    if text is None:
+        return default
+    if text.isdigit() and text.isascii():
+        return min(int(text), head)
+    seconds = parse_time(text, "from/to").timestamp()
+    with ledger.engine.connect() as connection:
+        return position_at_time(connection, seconds)

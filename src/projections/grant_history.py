@@ -1,0 +1,261 @@
+"""Key-level grant intervals, derived when asked from the factor histories.
+
+Nothing at key level is stored: for one key, the histories of its own state,
+its team, the groups attached to either, their grants and the resources
+they match are loaded once, and the key's access is evaluated at every
+position where one of them changed. A resource that stays granted through a
+change (another reason still holds) keeps its interval; losing the last
+reason ends it. Expiry records no event, so the moment a key expires is a
+point of its own: the interval ends at `expires_at`, at the last position
+committed by then, with `ended_by: expiry`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from domain.resources import is_pattern, matches
+from domain.rules import restriction_allows
+from projections.past import moment_of
+from projections.tables import LIVE, LedgerSchema, decode_restriction
+
+
+@dataclass
+class Interval:
+    start: int
+    end: int | None
+    row: Any
+
+
+@dataclass
+class Timeline:
+    """Rows with [from_position, to_position) intervals, found by position."""
+
+    intervals: list[Interval] = field(default_factory=list)
+
+    def add(self, row: Any) -> None:
+        self.intervals.append(Interval(row.from_position, row.to_position, row))
+
+    def at(self, position: int) -> Iterable[Any]:
+        for interval in self.intervals:
+            if interval.start <= position and (interval.end is None or interval.end > position):
+                yield interval.row
+
+    def one_at(self, position: int) -> Any:
+        return next(iter(self.at(position)), None)
+
+    def points(self) -> set[int]:
+        found = {i.start for i in self.intervals}
+        return found | {i.end for i in self.intervals if i.end is not None}
+
+
+class GrantHistory:
+    def __init__(self, connection: Connection, schema: LedgerSchema = LIVE) -> None:
+        self.connection = connection
+        self.s = schema
+
+    def intervals(self, key_id: str, kinds: tuple[str, ...], name: str | None,
+                  head: int, now: float) -> list[dict[str, Any]]:
+        key = self.holder_timeline(key_id)
+        if not key.intervals:
+            return []
+        team_id = key.intervals[0].row.team_id
+        principals = [key_id] + ([team_id] if team_id else [])
+
+        attachments = self.attachment_timelines(principals)
+        group_ids = sorted({i.row.group_id for t in attachments.values() for i in t.intervals})
+        states = {key_id: key, **{h: self.holder_timeline(h) for h in principals[1:] + group_ids}}
+        grants = self.grant_timelines(principals + group_ids, kinds)
+        resources = self.resource_timelines(kinds, name, grants)
+        commits = self.commit_times()
+
+        sweep = Sweep(key_id, team_id, states, attachments, grants, resources, commits)
+        return sweep.run(head, now)
+
+    def holder_timeline(self, holder_id: str) -> Timeline:
+        history = self.s.holder_history
+        rows = self.connection.execute(
+            select(history).where(history.c.holder_id == holder_id)
+            .order_by(history.c.from_position))
+        timeline = Timeline()
+        for row in rows:
+            timeline.add(row)
+        return timeline
+
+    def attachment_timelines(self, holder_ids: list[str]) -> dict[str, Timeline]:
+        history = self.s.attachment_history
+        rows = self.connection.execute(
+            select(history).where(history.c.holder_id.in_(holder_ids)))
+        timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
+        for row in rows:
+            timelines[row.holder_id].add(row)
+        return timelines
+
+    def grant_timelines(self, holder_ids: list[str], kinds: tuple[str, ...]) -> dict[str, Timeline]:
+        history = self.s.grant_history
+        rows = self.connection.execute(
+            select(history).where(history.c.holder_id.in_(holder_ids),
+                                  history.c.kind.in_(kinds)))
+        timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
+        for row in rows:
+            timelines[row.holder_id].add(row)
+        return timelines
+
+    def resource_timelines(self, kinds: tuple[str, ...], name: str | None,
+                           grants: dict[str, Timeline]) -> dict[tuple[str, str], Timeline]:
+        """Intervals in which each resource some grant ever matched was active."""
+        selectors = {(i.row.kind, i.row.selector) for t in grants.values() for i in t.intervals}
+        history = self.s.resource_history
+        query = select(history).where(history.c.kind.in_(kinds))
+        if name is not None:
+            query = query.where(history.c.name == name)
+        timelines: dict[tuple[str, str], Timeline] = {}
+        for row in self.connection.execute(query):
+            if any(kind == row.kind and matches(s, row.name) for kind, s in selectors):
+                timelines.setdefault((row.kind, row.name), Timeline()).add(row)
+        return timelines
+
+    def commit_times(self) -> tuple[list[int], list[float]]:
+        commits = self.s.commits
+        rows = self.connection.execute(
+            select(commits.c.position, commits.c.committed_at).order_by(commits.c.position))
+        positions, times = [], []
+        for row in rows:
+            positions.append(row.position)
+            times.append(row.committed_at)
+        return positions, times
+
+
+class Sweep:
+    """Evaluates one key's access at each change point, in order."""
+
+    def __init__(self, key_id: str, team_id: str | None, states: dict[str, Timeline],
+                 attachments: dict[str, Timeline], grants: dict[str, Timeline],
+                 resources: dict[tuple[str, str], Timeline],
+                 commits: tuple[list[int], list[float]]) -> None:
+        self.key_id, self.team_id = key_id, team_id
+        self.states, self.attachments = states, attachments
+        self.grants, self.resources = grants, resources
+        self.commit_positions, self.commit_times = commits
+
+    def run(self, head: int, now: float) -> list[dict[str, Any]]:
+        points = set()
+        for timelines in (self.states, self.attachments, self.grants, self.resources):
+            for timeline in timelines.values():
+                points |= timeline.points()
+        moments = sorted((p, self.time_of(p), None) for p in points if p <= head)
+        moments += self.expiry_moments(now)
+        moments.sort(key=lambda m: (m[0], m[1]))
+
+        open_: dict[tuple[str, str], dict[str, Any]] = {}
+        closed: list[dict[str, Any]] = []
+        for position, moment, expiry in moments:
+            access = self.access(position, moment)
+            for resource in sorted(set(open_) - set(access)):
+                interval = open_.pop(resource)
+                interval.update(
+                    revoked_position=position, ended_by="expiry" if expiry else "change",
+                    revoked_at=expiry if expiry else format_moment(moment))
+                closed.append(interval)
+            for resource in sorted(set(access) - set(open_)):
+                open_[resource] = self.interval(resource, position, moment, access[resource])
+        return sorted(closed + list(open_.values()),
+                      key=lambda i: (i["kind"], i["name"], i["granted_position"]))
+
+    def interval(self, resource: tuple[str, str], position: int, moment: float,
+                 reasons: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id, "kind": resource[0], "name": resource[1],
+            "granted_at": format_moment(moment), "granted_position": position,
+            "revoked_at": None, "revoked_position": None, "ended_by": None,
+            "reasons": reasons,
+        }
+
+    def time_of(self, position: int) -> float:
+        at = bisect_right(self.commit_positions, position) - 1
+        return self.commit_times[at] if at >= 0 else 0.0
+
+    def position_by(self, moment: float) -> int:
+        """The last position committed at or before a moment (commit times
+        follow positions, since writers take turns)."""
+        at = bisect_right(self.commit_times, moment) - 1
+        return self.commit_positions[at] if at >= 0 else 0
+
+    def expiry_moments(self, now: float) -> list[tuple[int, float, str]]:
+        """For each expiry the key had, the point where it took effect."""
+        moments = []
+        for interval in self.states[self.key_id].intervals:
+            expires_at = interval.row.expires_at
+            if expires_at is None:
+                continue
+            moment = moment_of(expires_at)
+            position = self.position_by(moment)
+            ends_before = interval.end is not None and position >= interval.end
+            if moment <= now and position >= interval.start and not ends_before:
+                moments.append((position, moment, expires_at))
+        return moments
+
+    def access(self, position: int, moment: float) -> dict[tuple[str, str], list[dict]]:
+        key = self.states[self.key_id].one_at(position)
+        if key is None or key.deleted or key.blocked:
+            return {}
+        if key.expires_at is not None and moment >= moment_of(key.expires_at):
+            return {}
+        team = self.states[self.team_id].one_at(position) if self.team_id else None
+        if team is not None and team.blocked:
+            return {}
+
+        found: dict[tuple[str, str], list[dict]] = {}
+        for source, holder, team_id in self.sources(position, key, team):
+            for grant in self.grants[holder.holder_id].at(position):
+                for resource in self.matched(grant.kind, grant.selector, position):
+                    reason = {"source": source, "holder_id": holder.holder_id,
+                              "holder_name": holder.name, "selector": grant.selector}
+                    if team_id is not None:
+                        reason["team_id"] = team_id
+                    found.setdefault(resource, []).append(reason)
+
+        restrict = decode_restriction(key.restrict)
+        return {r: sorted_reasons(v) for r, v in found.items()
+                if restriction_allows(restrict, r[0], r[1])}
+
+    def sources(self, position: int, key: Any, team: Any) -> list[tuple[str, Any, str | None]]:
+        sources: list[tuple[str, Any, str | None]] = [("key", key, None)]
+        sources += [("key_group", g, None) for g in self.groups(self.key_id, position)]
+        if team is not None:
+            sources.append(("team", team, None))
+            sources += [("team_group", g, team.holder_id)
+                        for g in self.groups(team.holder_id, position)]
+        return sources
+
+    def groups(self, holder_id: str, position: int) -> list[Any]:
+        attached = sorted(row.group_id for row in self.attachments[holder_id].at(position))
+        states = (self.states[g].one_at(position) for g in attached)
+        return [g for g in states if g is not None and not g.deleted]
+
+    def matched(self, kind: str, selector: str, position: int) -> list[tuple[str, str]]:
+        if not is_pattern(selector):
+            timeline = self.resources.get((kind, selector))
+            active = timeline is not None and timeline.one_at(position) is not None
+            return [(kind, selector)] if active else []
+        return [resource for resource, timeline in self.resources.items()
+                if resource[0] == kind and matches(selector, resource[1])
+                and timeline.one_at(position) is not None]
+
+
+ORDER = {"key": 0, "key_group": 1, "team": 2, "team_group": 3}
+
+
+def sorted_reasons(reasons: list[dict]) -> list[dict]:
+    return sorted(reasons, key=lambda r: (ORDER[r["source"]], r["holder_id"], r["selector"]))
+
+
+def format_moment(moment: float) -> str:
+    text = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")
