@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -95,6 +96,12 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/keys", {"alias": "k", "expires_at": "soon"}, 400),
     ("POST", "/v1/keys", {"alias": "k", "expires_at": "2030-01-01T00:00:00"}, 400),
     ("POST", "/v1/keys", {"alias": "k", "restrict": {"tool": []}}, 400),
+    ("POST", "/v1/keys", {"alias": "k", "expires_at": "0001-01-01T00:00:00+01:00"}, 400),
+    ("POST", "/v1/keys", {"alias": "k", "expires_at": "9999-12-31T23:59:59-01:00"}, 400),
+    ("POST", "/v1/keys", {"alias": "k", "expires_at": "2030-W01-1T00:00:00Z"}, 400),
+    ("POST", "/v1/keys", {"alias": "k", "expires_at": "2030-02-30T00:00:00Z"}, 400),
+    ("POST", "/v1/keys", {"alias": "k", "grants": {"model": [f"m{n}*" for n in range(1001)]}},
+     400),
     ("POST", "/v1/keys", {"alias": "k", "restrict": {"model": ["nope"]}}, 422),
     ("POST", "/v1/keys", {"alias": "k", "access_groups": [UNKNOWN]}, 404),
     ("POST", "/v1/keys", {"alias": "k", "secret": "sk-mine"}, 400),
@@ -123,6 +130,8 @@ CASES: list[tuple[str, str, Any, int]] = [
                            "position": 1, "at": "2020-01-01T00:00:00Z"}, 400),
     ("POST", "/v1/check", {"key_id": 5, "kind": "model", "name": "gpt-4o"}, 400),
     ("POST", "/v1/check", b"[", 400),
+    ("POST", "/v1/check", b'{"key": "\\ud800", "kind": "model", "name": "x"}', 400),
+    ("GET", "/v1/access-groups/", None, 404),
     ("POST", "/v1/check/bulk", {"checks": [{"key_id": "{key}", "kind": "model",
                                             "name": "gpt-4o"}] * 1001}, 400),
     ("POST", "/v1/check/bulk", {"checks": [{"kind": "model"}]}, 400),
@@ -206,3 +215,33 @@ def test_a_stale_version_is_refused(client: Any, ledger: Any, world: dict) -> No
     response = client.patch(f"/v1/access-groups/{world['group']}", json={"name": "P2"},
                             headers={"If-Match": '"1"'})
     assert response.status_code == 200 and response.json()["version"] == 2
+
+
+def test_a_change_that_changes_nothing_records_nothing(client: Any, ledger: Any,
+                                                        world: dict) -> None:
+    before = event_count(ledger)
+    same = {"model": ["gpt-4o"]}
+    response = client.patch(f"/v1/access-groups/{world['group']}",
+                            json={"add": same, "remove": same})
+    assert response.status_code == 200 and response.json()["version"] == 1
+    assert event_count(ledger) == before
+
+
+def test_reasons_are_utf8(client: Any, world: dict) -> None:
+    reason = "cost review — Q3, café"
+    response = client.post(f"/v1/keys/{world['key']}/block",
+                           headers={"X-Change-Reason": reason.encode()})
+    assert response.status_code == 200
+    events = client.get("/v1/audit/events", params={"holder": world["key"]}).json()["items"]
+    assert events[-1]["reason"] == reason
+
+
+def test_a_pattern_cannot_stall_the_service(client: Any) -> None:
+    """Matching is linear: a selector built to make a backtracking matcher
+    explode is answered at once."""
+    client.put("/v1/catalog/model/" + "a" * 256)
+    started = time.monotonic()
+    response = client.post("/v1/access-groups", json={
+        "name": "evil", "grants": {"model": ["*a*a*a*a*a*a*a*a*a*a*a*a*b"]}})
+    assert response.status_code == 201
+    assert time.monotonic() - started < 2

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import sqlalchemy.exc
+from eventsourcing import persistence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -35,11 +36,24 @@ STATUS_CODES = {
 }
 
 
+# What a store that is down or out of connections raises, through either layer.
+STORE_UNREACHABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+
+
 def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
     app = FastAPI(
         title="accessledger",
         summary="The access-control ledger for LLM gateways.",
         version="0.1.0",
+        # No redirect to a trailing-slash twin: it would build its Location
+        # from the caller's Host header. An unknown path is a plain 404.
+        redirect_slashes=False,
     )
     app.state.ledger = ledger
     app.state.tokens = tokens
@@ -79,9 +93,11 @@ class RequestHygiene:
             return
 
         body = await read_body(receive)
-        if body is None:
+        if body is TOO_BIG:
             await error(413, "too_large", TOO_LARGE)(scope, receive, send)
             return
+        if body is CUT_OFF or not complete(scope, body):
+            return  # the client went away mid-body: there is no one to answer
 
         if scope["path"].startswith("/v1/"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
@@ -102,18 +118,29 @@ class RequestHygiene:
         return None
 
 
-async def read_body(receive: Any) -> bytes | None:
-    """The whole body, or None once it passes the limit (a streamed body
-    announces no length, so it is counted as it arrives)."""
+def complete(scope: dict, body: bytes) -> bool:
+    """A body shorter than its Content-Length was cut off: nothing is done."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    return declared is None or not declared.isdigit() or int(declared) == len(body)
+
+
+# What read_body answers instead of a body.
+TOO_BIG, CUT_OFF = object(), object()
+
+
+async def read_body(receive: Any) -> Any:
+    """The whole body; TOO_BIG once it passes the limit (a streamed body
+    announces no length, so it is counted as it arrives); CUT_OFF when the
+    client disconnects before the end."""
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return CUT_OFF
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return None
+            return TOO_BIG
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
@@ -151,10 +178,19 @@ def add_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "invalid_request")
         return error(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(sqlalchemy.exc.OperationalError)
     async def store_unreachable(_: Request, exc: Exception) -> Response:
         log.warning("store error: %s", type(exc).__name__)
         return error(503, "not_ready", "the store cannot be reached")
+
+    for unreachable in STORE_UNREACHABLE:
+        app.add_exception_handler(unreachable, store_unreachable)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        # A bug, not the caller's fault: say so in the contract's shape, log
+        # the kind of failure (never the request, which may carry a secret).
+        log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+        return error(500, "internal", "the service failed to answer; this is logged")
 
 
 def describe_validation(errors: Any) -> str:

@@ -132,19 +132,15 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.auth import admin_tokens, load_master_key
+    from api.auth import AdminTokens, master_key_hash
     from api.ledger import Ledger
 
     url = database_url(args.database)
-    master_key, key_file = load_master_key(beside_database(url))
-    if key_file is None:
-        log.info("accessledger: master key from ACCESSLEDGER_MASTER_KEY")
-    else:
-        log.info("accessledger: master key in %s (readable by its owner only)", key_file)
-
     ledger = Ledger(url)
+    master_hash, where = master_key_hash(ledger.engine, beside_database(url))
+    log.info("accessledger: %s", where)
     log.info("accessledger: store ready at position %d", ledger.index.position)
-    app = create_app(ledger, admin_tokens(master_key))
+    app = create_app(ledger, AdminTokens(master_hash))
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     ledger.close()
     return 0
@@ -152,13 +148,21 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_apply(args: argparse.Namespace) -> int:
     lines = read_operations(args.file)
-    player, where, closer = open_player(args)
+    folder = Path.cwd() if args.server else beside_database(database_url(args.database))
+    refs_path, secrets_path = output_paths(args, folder)
+    for path in (refs_path, secrets_path):
+        if path.exists():
+            # Secrets are shown once: never overwrite the only copy of them.
+            print(f"accessledger apply: {path} exists; move it away or name other "
+                  "files with --refs-out and --secrets-out", file=sys.stderr)
+            return 2
+    player, closer = open_player(args)
     failure = None
     try:
         failure = play_all(player, lines, show_progress=not args.no_progress)
     finally:
         closer()
-        write_outputs(player, args, where)
+        write_outputs(player, refs_path, secrets_path)
 
     if failure is not None:
         number, message = failure
@@ -238,8 +242,14 @@ def read_operations(path: Path) -> list[str]:
         raise SystemExit(f"accessledger apply: cannot read {path}: {error}") from None
 
 
-def open_player(args: argparse.Namespace) -> tuple[Any, Path, Any]:
-    """A player on the chosen target, the folder for outputs, and a closer."""
+def output_paths(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
+    stem = args.file.stem
+    return (args.refs_out or folder / f"{stem}.refs.json",
+            args.secrets_out or folder / f"{stem}.secrets.jsonl")
+
+
+def open_player(args: argparse.Namespace) -> tuple[Any, Any]:
+    """A player on the chosen target, and what closes the target."""
     import httpx
 
     from api.history import HistoryPlayer, HttpBackend, LocalBackend
@@ -254,12 +264,14 @@ def open_player(args: argparse.Namespace) -> tuple[Any, Path, Any]:
         if args.reason:
             headers["X-Change-Reason"] = args.reason
         client = httpx.Client(base_url=args.server, headers=headers, timeout=30.0)
-        return HistoryPlayer(HttpBackend(client)), Path.cwd(), client.close
+        # httpx logs every request at INFO; one line per operation is noise here.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        return HistoryPlayer(HttpBackend(client)), client.close
 
     url = database_url(args.database)
     ledger = Ledger(url)
     change = Change(actor="cli", reason=args.reason)
-    return HistoryPlayer(LocalBackend(ledger, change)), beside_database(url), ledger.close
+    return HistoryPlayer(LocalBackend(ledger, change)), ledger.close
 
 
 def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, str] | None:
@@ -297,14 +309,10 @@ def play_batch(player: Any, lines: list[str], start: int, progress: Any) -> tupl
     return None
 
 
-def write_outputs(player: Any, args: argparse.Namespace, folder: Path) -> None:
-    stem = args.file.stem
-    refs_path = args.refs_out or folder / f"{stem}.refs.json"
+def write_outputs(player: Any, refs_path: Path, secrets_path: Path) -> None:
     refs_path.write_text(json.dumps(player.refs, indent=0) + "\n", encoding="utf-8")
 
-    secrets_path = args.secrets_out or folder / f"{stem}.secrets.jsonl"
-    descriptor = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
+    descriptor = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         for ref, secret in player.secrets.items():
             file.write(json.dumps({"key": ref, "id": player.refs.get(ref), "secret": secret})

@@ -6,6 +6,7 @@ The dependencies are `async` although they never wait: FastAPI runs a plain
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,11 @@ from fastapi.responses import Response
 from api.auth import bearer_token
 from api.ledger import Ledger
 from domain.aggregates import Change
-from domain.errors import InvalidRequest
+from domain.errors import InvalidRequest, NotReady
 from domain.resources import has_forbidden_characters
 
 MAX_REASON_LENGTH = 1000
+MIN_POSITION_WAIT_SECONDS = 5.0
 MAX_PAGE = 1000
 POSITION_HEADER = "X-Ledger-Position"
 
@@ -50,11 +52,20 @@ async def change_by(
     x_change_reason: str | None = Header(None, description="Why; kept with the events."),
 ) -> Change:
     if x_change_reason is not None:
+        x_change_reason = header_text(x_change_reason, "X-Change-Reason")
         if len(x_change_reason) > MAX_REASON_LENGTH:
             raise InvalidRequest(f"X-Change-Reason is longer than {MAX_REASON_LENGTH} characters")
         if has_forbidden_characters(x_change_reason):
             raise InvalidRequest("X-Change-Reason contains a control character")
     return Change(actor, x_change_reason or None)
+
+
+def header_text(value: str, name: str) -> str:
+    """Header values reach us decoded as Latin-1; senders write UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidRequest(f"{name} is not UTF-8 text") from None
 
 
 async def expected_version(
@@ -71,8 +82,19 @@ async def expected_version(
 
 
 async def wanted_position(
+    request: Request,
     min_position: int | None = Query(None, ge=0, description="Wait for this position."),
 ) -> int | None:
+    """Wait, at most 5 s and without holding a thread, until the read models
+    have reached `min_position`."""
+    if min_position is None:
+        return None
+    ledger = request.app.state.ledger
+    deadline = time.monotonic() + MIN_POSITION_WAIT_SECONDS
+    while ledger.catch_up() < min_position:
+        if time.monotonic() >= deadline:
+            raise NotReady(f"the ledger has not reached position {min_position}")
+        await asyncio.sleep(0.01)
     return min_position
 
 

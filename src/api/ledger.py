@@ -52,8 +52,9 @@ from domain.resources import (
     normalise_name,
 )
 from domain.rules import canonical_time, check_catalog_selectors
-from api.store import FACTORY_TOPIC, HeadReader
+from api.store import FACTORY_TOPIC, LogReader
 from projections.access_index import AccessIndex, HolderEntry
+from projections.audit import AuditLog
 from projections.loading import load_index
 from projections.tables import LIVE, LedgerTables, control, writer_turn
 
@@ -63,7 +64,6 @@ APPLICATION_NAME = "accessledger"
 WRITE_ATTEMPTS = 8
 REMEMBERED_AGGREGATES = 20_000
 CATCH_UP_PAGE = 2000
-MIN_POSITION_WAIT_SECONDS = 5.0
 # Marks a PATCH field the caller left out, as opposed to one set to null.
 UNSET: Any = object()
 # Any fixed number: it only has to be the same in every process.
@@ -75,7 +75,8 @@ class LedgerApplication(Application[UUID]):
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    # surrogatepass: a malformed secret is simply unknown, never an error.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_key_secret() -> str:
@@ -173,7 +174,11 @@ class Ledger:
             event.listen(self.engine, "connect", tune_sqlite)
         self.events_table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         self.tables = LedgerTables()
-        self.head_reader = HeadReader(self.engine, self.events_table)
+        self.log = LogReader(self.engine, self.app.recorder.events_record_cls)  # type: ignore[attr-defined]
+        self.audit = AuditLog(self.app, self.engine)
+        # One writer per process waits for the writer turn at a time, so that
+        # writers queueing for it never hold every pooled connection.
+        self.write_lock = threading.Lock()
         self.catch_up_lock = threading.Lock()
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
         self.current_batch: ContextVar[Batch | None] = ContextVar("batch", default=None)
@@ -208,7 +213,7 @@ class Ledger:
                 connection.commit()
 
     def close(self) -> None:
-        self.head_reader.close()
+        self.log.close()
         self.app.close()
         self.engine.dispose()
 
@@ -217,7 +222,7 @@ class Ledger:
     def head(self) -> int:
         """The position of the newest committed event (0 on an empty store)."""
         try:
-            return self.head_reader.head()
+            return self.log.head()
         except Exception as error:
             raise NotReady("the store cannot be reached") from error
 
@@ -228,27 +233,25 @@ class Ledger:
             return self.index.position
         with self.catch_up_lock, self.index.lock:
             while self.index.position < head:
-                notifications = self.app.recorder.select_notifications(
-                    start=self.index.position + 1, limit=CATCH_UP_PAGE, stop=head
-                )
-                if not notifications:
+                rows = self.read_log(self.index.position, head)
+                if not rows:
                     break
-                to_event = self.app.mapper.to_domain_event
-                self.index.apply((to_event(n), n.id) for n in notifications)
+                self.index.apply((self.audit.decode(row), row.id) for row in rows)
             # Ids may have gaps; the head itself is always a committed event.
             self.index.position = max(self.index.position, head)
         return self.index.position
 
-    def current(self, min_position: int | None = None) -> int:
-        """Catch up, then wait (at most 5 s) for `min_position` if it is ahead."""
-        position = self.catch_up()
-        deadline = time.monotonic() + MIN_POSITION_WAIT_SECONDS
-        while min_position is not None and position < min_position:
-            if time.monotonic() >= deadline:
-                raise NotReady(f"the ledger has not reached position {min_position}")
-            time.sleep(0.01)
-            position = self.catch_up()
-        return position
+    def read_log(self, position: int, head: int) -> list[Any]:
+        try:
+            return self.log.rows_after(position, head, CATCH_UP_PAGE)
+        except Exception as error:
+            raise NotReady("the store cannot be reached") from error
+
+    def current(self) -> int:
+        """Bring the index up to the store's head; answer its position.
+        Waiting for a `min_position` ahead is the routes' job (`api.http`),
+        which wait without holding a thread."""
+        return self.catch_up()
 
     # -- running a command -----------------------------------------------
 
@@ -263,11 +266,12 @@ class Ledger:
                 batch.commits.append(events[-1][1])
             return result, self.index.position
 
-        for _ in range(WRITE_ATTEMPTS):
-            try:
-                return self.write_once(change, command)
-            except (IntegrityError, sqlalchemy.exc.IntegrityError):
-                continue
+        with self.write_lock:
+            for _ in range(WRITE_ATTEMPTS):
+                try:
+                    return self.write_once(change, command)
+                except (IntegrityError, sqlalchemy.exc.IntegrityError):
+                    continue
         raise Conflict("the change kept conflicting with concurrent changes; try again")
 
     def write_once(self, change: Change, command: Callable[[Unit], R]) -> tuple[R, int]:
@@ -314,7 +318,7 @@ class Ledger:
         nothing and the batch goes on; any other error undoes the whole
         batch, and the index is then reloaded from the committed tables.
         """
-        with self.index.lock:
+        with self.write_lock, self.index.lock:
             try:
                 with self.writer_turn() as session:
                     batch = Batch(session)
@@ -476,8 +480,7 @@ class Ledger:
                 group.rename(name, change)
             if description is not None:
                 group.describe(description, change)
-            group.remove_grants(removed, change)
-            group.add_grants(added, change)
+            group.change_grants(added, removed, change)
 
         return self.write(change, command)[1]
 
@@ -527,8 +530,7 @@ class Ledger:
             if name is not None:
                 unit.rename(SCOPES["team"], team, team.name, name)
                 team.rename(name, change)
-            team.remove_grants(removed, change)
-            team.add_grants(added, change)
+            team.change_grants(added, removed, change)
 
         return self.write(change, command)[1]
 
@@ -602,8 +604,7 @@ class Ledger:
             unit.check_catalog(added, None if restriction is UNSET else restriction)
             if alias is not None:
                 key.rename(alias, change)
-            key.remove_grants(removed, change)
-            key.add_grants(added, change)
+            key.change_grants(added, removed, change)
             if restriction is not UNSET:
                 key.set_restriction(restriction, change)
             if expiry is not UNSET:

@@ -5,9 +5,11 @@ commands in one transaction."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
@@ -41,44 +43,59 @@ class LedgerFactory(SQLAlchemyFactory):
 FACTORY_TOPIC = f"{__name__}:LedgerFactory"
 
 
-class HeadReader:
-    """Reads the store's head, the newest committed notification id.
+class LogReader:
+    """Follows the event log on one dedicated autocommit connection.
 
-    Every question asks this first, so it runs on one dedicated driver
-    connection in autocommit mode (no pool check-out, no transaction), which
-    costs a few microseconds on SQLite and one round trip on PostgreSQL.
-    A broken connection is dropped and made again on the next call.
+    Every question reads the head first and a process catches up through
+    here, so neither ever waits for the connection pool: a pool drained by
+    writers waiting for their turn cannot stall the reads those writers need
+    (the head query even skips SQLAlchemy and uses the driver directly). A
+    broken connection is dropped and made again on the next call.
     """
 
-    def __init__(self, engine: Engine, events_table: str) -> None:
+    def __init__(self, engine: Engine, records: Any) -> None:
         self.engine = engine
-        self.query = f"SELECT max(id) FROM {events_table}"
+        self.records = records
+        self.head_query = f"SELECT max(id) FROM {records.__table__.name}"
         self.lock = threading.Lock()
-        self.connection: Any = None
+        self.connection: Connection | None = None
 
     def head(self) -> int:
-        with self.lock:
-            try:
-                cursor = self.driver_connection().cursor()
-                cursor.execute(self.query)
-                row = cursor.fetchone()
-                cursor.close()
-            except Exception:
-                self.drop()
-                raise
+        with self.lock, self.guarded() as connection:
+            cursor = connection.connection.driver_connection.cursor()
+            cursor.execute(self.head_query)
+            row = cursor.fetchone()
+            cursor.close()
         return (row[0] if row else None) or 0
 
-    def driver_connection(self) -> Any:
+    def rows_after(self, position: int, stop: int, limit: int) -> list[Any]:
+        records = self.records
+        query = (
+            select(records.id, records.originator_id, records.originator_version,
+                   records.topic, records.state)
+            .where(records.id > position, records.id <= stop)
+            .order_by(records.id)
+            .limit(limit)
+        )
+        with self.lock, self.guarded() as connection:
+            return list(connection.execute(query))
+
+    @contextmanager
+    def guarded(self) -> Iterator[Connection]:
         if self.connection is None:
-            self.connection = self.engine.raw_connection()
-            if self.engine.dialect.name == "postgresql":
-                self.connection.driver_connection.autocommit = True
-        return self.connection.driver_connection
+            self.connection = self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT")
+        try:
+            yield self.connection
+        except Exception:
+            self.drop()
+            raise
 
     def drop(self) -> None:
         if self.connection is not None:
             try:
                 self.connection.invalidate()
+                self.connection.close()
             except Exception:  # the connection is already gone; nothing to keep
                 pass
             self.connection = None

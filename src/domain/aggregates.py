@@ -125,18 +125,28 @@ class Holder(Aggregate):
     """
 
     def add_grants(self, grants: GrantMap, change: Change) -> None:
-        added = grant_pairs(grants) - grant_pairs(self.grants)
-        if added:
-            self._grants_added(grant_map_of(added), change.actor, change.reason)
+        self.change_grants(grants, {}, change)
 
     def remove_grants(self, grants: GrantMap, change: Change) -> None:
-        removed = grant_pairs(grants)
-        missing = removed - grant_pairs(self.grants)
+        self.change_grants({}, grants, change)
+
+    def change_grants(self, add: GrantMap, remove: GrantMap, change: Change) -> None:
+        """Remove, then add; record only the net change.
+
+        Every grant to remove must be there. Removing and adding the same
+        grant leaves it, and records nothing for it.
+        """
+        present, adding, removing = (grant_pairs(m) for m in (self.grants, add, remove))
+        missing = removing - present
         if missing:
             kind, selector = sorted(missing)[0]
             raise NotFound(f"{kind} selector {selector!r} is not granted here")
+
+        removed, added = removing - adding, adding - present
         if removed:
             self._grants_removed(grant_map_of(removed), change.actor, change.reason)
+        if added:
+            self._grants_added(grant_map_of(added), change.actor, change.reason)
 
     def delete(self, change: Change) -> None:
         self._deleted(change.actor, change.reason)

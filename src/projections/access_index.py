@@ -320,9 +320,13 @@ class AccessIndex:
         """Match a pattern against the active names sharing its prefix."""
         names = self.active_names[kind]
         prefix = literal_prefix(pattern)
-        start = bisect_left(names, prefix)
-        stop = bisect_right(names, prefix + "\U0010ffff") if prefix else len(names)
-        matched = {n for n in names[start:stop] if matches(pattern, n)}
+        matched = set()
+        for index in range(bisect_left(names, prefix), len(names)):
+            name = names[index]
+            if not name.startswith(prefix):
+                break
+            if matches(pattern, name):
+                matched.add(name)
         self.expansions[kind][pattern] = matched
         for name in matched:
             self.patterns_of_name[kind].setdefault(name, set()).add(pattern)

@@ -175,6 +175,12 @@ writer_turn = Table(
     Column("id", Integer, primary_key=True),
     Column("turn", Integer, nullable=False),
 )
+# Settings every process of one store shares, such as the master key's hash.
+settings = Table(
+    "ledger_settings", control,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
 
 def store_clock(dialect: str) -> Any:

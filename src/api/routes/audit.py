@@ -45,7 +45,7 @@ def audit_events(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     """Every recorded change with its type, holder, time, actor, reason and data."""
-    position = ledger.current(min_position)
+    position = ledger.current()
     holder_id = parse_holder(holder)
     items = AuditLog(ledger.app, ledger.engine).events(after, limit, holder_id, until=position)
     next_after = items[-1]["position"] if len(items) == limit else None
@@ -69,7 +69,7 @@ def audit_grants(
         check_name(name)
         if kind is None:
             raise InvalidRequest("name needs kind")
-    position = ledger.current(min_position)
+    position = ledger.current()
     starts_by = time_bound(to)
     ends_after = time_bound(from_)
 

@@ -51,7 +51,7 @@ def list_resources(
             and (needle is None or needle in entry.name.casefold())
         )
 
-    position = ledger.current(min_position)
+    position = ledger.current()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("resource", page.after, keep, page.limit)
         body = {"items": [resource_public(e) for e in items], "next_cursor": cursor_of(next_seq)}
@@ -77,7 +77,7 @@ def get_resource(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     check_kind(kind)
-    position = ledger.current(min_position)
+    position = ledger.current()
     return answer(resource_public(known_resource(ledger, kind, name)), position)
 
 

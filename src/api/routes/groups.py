@@ -50,7 +50,7 @@ def list_groups(
     def keep(group) -> bool:  # type: ignore[no-untyped-def]
         return not group.deleted and (needle is None or needle in group.name.casefold())
 
-    position = ledger.current(min_position)
+    position = ledger.current()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("group", page.after, keep, page.limit)
         body = {"items": [group_public(g) for g in items], "next_cursor": cursor_of(next_seq)}
@@ -63,7 +63,7 @@ def get_group(
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    position = ledger.current(min_position)
+    position = ledger.current()
     return answer(group_public(live_holder(ledger.index, "group", group_id)), position)
 
 
@@ -102,7 +102,7 @@ def group_usage(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     """The keys and teams the group is attached to, and the keys of those teams."""
-    position = ledger.current(min_position)
+    position = ledger.current()
     with ledger.index.lock:
         group = live_holder(ledger.index, "group", group_id)
         keys, teams, via_teams = ledger.index.usage(group)

@@ -59,7 +59,7 @@ def list_keys(
             and (needle is None or needle in key.name.casefold())
         )
 
-    position = ledger.current(min_position)
+    position = ledger.current()
     moment = now()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("key", page.after, keep, page.limit)
@@ -76,7 +76,7 @@ def get_key(
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    position = ledger.current(min_position)
+    position = ledger.current()
     return answer(key_public(live_holder(ledger.index, "key", key_id), now()), position)
 
 

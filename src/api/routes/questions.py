@@ -33,7 +33,7 @@ from api.presenters import (
 )
 from api.schemas import BulkCheckRequest, CheckRequest
 from domain.errors import InvalidRequest, NotFound, Unauthorized
-from domain.resources import KINDS, check_kind, check_name
+from domain.resources import KINDS, check_kind, check_name, has_forbidden_characters
 from domain.rules import parse_time
 from projections.access_index import AccessIndex, HolderEntry
 from projections.past import PastIndex, command_boundary, committed_at, position_at_time
@@ -52,7 +52,7 @@ async def check(
 ) -> Response:
     """May this key use this resource now (or at `at` / `position`), and why?"""
     check_item(body)
-    position = ledger.current(min_position)
+    position = ledger.current()
     if body.at is not None or body.position is not None:
         result = await run_in_threadpool(evaluate_past, ledger, body, position)
         return answer(result, position)
@@ -73,7 +73,7 @@ async def check_bulk(
     for item in body.checks:
         check_item(item)
 
-    position = ledger.current(min_position)
+    position = ledger.current()
     if any(item.at is not None or item.position is not None for item in body.checks):
         results = await run_in_threadpool(
             lambda: [evaluate_past(ledger, item, position) for item in body.checks])
@@ -95,7 +95,7 @@ async def key_access(
 ) -> Response:
     """Everything the key can use now (or then), by kind, with the reasons."""
     kinds = (check_kind(kind),) if kind is not None else KINDS
-    current = ledger.current(min_position)
+    current = ledger.current()
     if at is not None or position is not None:
         body = await run_in_threadpool(access_past, ledger, key_id, kinds, at, position, current)
         return answer(body, current)
@@ -116,7 +116,7 @@ async def who_can_use(
     """The keys that can use a resource now, in creation order, with reasons."""
     check_kind(kind)
     check_name(name)
-    position = ledger.current(min_position)
+    position = ledger.current()
     with ledger.index.lock:
         if ledger.index.resources[kind].get(name) is None:
             raise NotFound(f"no {kind} named {name!r} in the catalog")
@@ -205,6 +205,8 @@ def check_item(item: CheckRequest) -> None:
     check_name(item.name)
     if (item.key_id is None) == (item.key is None):
         raise InvalidRequest("give exactly one of key_id and key")
+    if item.key is not None and has_forbidden_characters(item.key):
+        raise InvalidRequest("key is not a key secret")
 
 
 def evaluate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.http import (
@@ -38,15 +38,19 @@ def create_team(
 
 @router.get("")
 def list_teams(
+    q: str | None = Query(None, description="Part of the name, any case."),
     page: Page = Depends(page_of),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    position = ledger.current(min_position)
+    needle = q.casefold() if q else None
+
+    def keep(team) -> bool:  # type: ignore[no-untyped-def]
+        return not team.deleted and (needle is None or needle in team.name.casefold())
+
+    position = ledger.current()
     with ledger.index.lock:
-        items, next_seq = ledger.index.listing(
-            "team", page.after, lambda team: not team.deleted, page.limit
-        )
+        items, next_seq = ledger.index.listing("team", page.after, keep, page.limit)
         body = {"items": [team_public(t) for t in items], "next_cursor": cursor_of(next_seq)}
     return answer(body, position)
 
@@ -57,7 +61,7 @@ def get_team(
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    position = ledger.current(min_position)
+    position = ledger.current()
     return answer(team_public(live_holder(ledger.index, "team", team_id)), position)
 
 
