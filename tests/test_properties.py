@@ -18,7 +18,9 @@ from api.ledger import UNSET, Ledger
 from domain.aggregates import Change, resource_id
 from domain.errors import LedgerError
 from domain.resources import KINDS
+from projections.audit import AuditLog
 from projections.loading import load_index
+from projections.replay import replay
 
 BY = Change("property")
 NAMES = {
@@ -265,6 +267,7 @@ def test_index_equals_the_rule_applied_to_the_aggregates(
                 users = [k for k in world.keys if name in expected[k][kind]]
                 assert _who(ledger.index, kind, name, now) == users
                 assert _who(loaded, kind, name, now) == users
+        assert replay(AuditLog(ledger.app, ledger.engine), ledger.engine).matches
     finally:
         ledger.close()
 

@@ -111,7 +111,7 @@ def compare(live: Connection, replayed: Connection, schema: LedgerSchema, positi
         cut = position if "history" in live_table.name else None
         live_digest = table_digest(rows_of(live, live_table, cut))
         replay_digest = table_digest(rows_of(replayed, replay_table, None))
-        name = live_table.name
+        name = str(live_table.name)
         report.tables[name] = {"live": live_digest, "replayed": replay_digest,
                                "matches": live_digest == replay_digest}
         theirs.update(f"{name}:{live_digest};".encode())

@@ -1,0 +1,211 @@
+"""Audit you can replay: the event log, grant intervals, questions about the
+past, compliance replay, rebuild in place and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from api.history import HistoryPlayer, LocalBackend
+from api.ledger import Ledger
+from conftest import SHARED
+from domain.aggregates import Change
+from domain.resources import KINDS
+from projections.audit import AuditLog
+from projections.replay import replay, switch_over
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+@pytest.fixture
+def story(client: Any) -> dict[str, Any]:
+    """A key that gains a model through a group, then directly, loses the
+    group, then the direct grant: one interval, then none."""
+    ok(client.put("/v1/catalog/model/gpt-4o"))
+    ok(client.put("/v1/catalog/model/o1"))
+    group = ok(client.post("/v1/access-groups", json={"name": "Prod", "grants": {"model": ["gpt-4o"]}}))
+    key = ok(client.post("/v1/keys", json={"alias": "svc"}))
+    moments: dict[str, int] = {}
+    moments["attached"] = ok(client.put(f"/v1/keys/{key['id']}/access-groups/{group['id']}"))["position"]
+    moments["granted"] = ok(client.patch(f"/v1/keys/{key['id']}", json={"add": {"model": ["gpt-4o"]}}))["position"]
+    ok(client.patch(f"/v1/access-groups/{group['id']}", json={"name": "Production"}))
+    moments["detached"] = ok(client.delete(f"/v1/keys/{key['id']}/access-groups/{group['id']}"))["position"]
+    moments["revoked"] = ok(client.patch(f"/v1/keys/{key['id']}",
+                                         json={"remove": {"model": ["gpt-4o"]}}))["position"]
+    return {"group": group, "key": key, "moments": moments}
+
+
+def test_grant_intervals_survive_a_second_reason(client: Any, story: dict) -> None:
+    key, moments = story["key"], story["moments"]
+    items = ok(client.get("/v1/audit/grants", params={"key_id": key["id"]}))["items"]
+
+    assert len(items) == 1
+    interval = items[0]
+    assert (interval["kind"], interval["name"]) == ("model", "gpt-4o")
+    assert interval["granted_position"] == moments["attached"]
+    assert interval["revoked_position"] == moments["revoked"]
+    assert interval["ended_by"] == "change"
+    assert [(r["source"], r["holder_name"]) for r in interval["reasons"]] == [("key_group", "Prod")]
+
+
+def test_an_interval_ended_by_expiry_ends_at_expires_at(client: Any) -> None:
+    ok(client.put("/v1/catalog/model/m"))
+    key = ok(client.post("/v1/keys", json={"alias": "short", "grants": {"model": ["m"]}}))
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    position = ok(client.patch(f"/v1/keys/{key['id']}", json={"expires_at": expires}))["position"]
+    time.sleep(2.5)
+
+    items = ok(client.get("/v1/audit/grants", params={"key_id": key["id"]}))["items"]
+    assert len(items) == 1
+    assert items[0]["ended_by"] == "expiry"
+    assert items[0]["revoked_at"] == expires
+    assert items[0]["revoked_position"] == position
+
+
+def test_the_past_answers_with_the_names_of_then(client: Any, story: dict) -> None:
+    key, moments = story["key"], story["moments"]
+    then = ok(client.post("/v1/check", json={"key_id": key["id"], "kind": "model",
+                                             "name": "gpt-4o", "position": moments["granted"]}))
+    assert then["allowed"]
+    assert {(r["source"], r["holder_name"]) for r in then["reasons"]} == {
+        ("key", "svc"), ("key_group", "Prod")}
+
+    later = ok(client.get(f"/v1/keys/{key['id']}/access",
+                          params={"position": moments["detached"], "kind": "model"}))
+    assert later["as_of"] == moments["detached"]
+    assert [r["name"] for r in later["resources"]["model"]] == ["gpt-4o"]
+
+    moment = datetime.now(timezone.utc).isoformat()
+    now = ok(client.post("/v1/check", json={"key_id": key["id"], "kind": "model",
+                                            "name": "gpt-4o", "at": moment}))
+    assert now["denied_because"] == "no_grant"
+    assert now["position"] == ok(client.get("/readyz"))["position"]
+
+
+def test_the_event_log_pages_and_filters(client: Any, story: dict) -> None:
+    every = ok(client.get("/v1/audit/events", params={"limit": 1000}))["items"]
+    positions = [e["position"] for e in every]
+    assert positions == sorted(positions) and len(positions) == len(set(positions))
+
+    first = ok(client.get("/v1/audit/events", params={"limit": 3}))
+    assert [e["position"] for e in first["items"]] == positions[:3]
+    rest = ok(client.get("/v1/audit/events", params={"after": first["next_after"], "limit": 1000}))
+    assert [e["position"] for e in rest["items"]] == positions[3:]
+    assert rest["next_after"] is None
+
+    mine = ok(client.get("/v1/audit/events", params={"holder": story["key"]["id"]}))["items"]
+    assert [e["type"] for e in mine][:2] == ["Key.Created", "Principal.GroupAttached"]
+    assert {e["actor"] for e in mine} == {"master"}
+    assert set(mine[0]) == {"position", "type", "holder", "at", "actor", "reason", "data"}
+    assert "secret" not in json.dumps(every)
+
+
+def test_export_round_trips(client: Any, story: dict) -> None:
+    log = ok(client.get("/v1/audit/events", params={"limit": 1000}))["items"]
+    expected = [(e["position"], e["type"]) for e in log]
+
+    lines = client.get("/v1/audit/export", params={"format": "jsonl"}).text.splitlines()
+    assert [(r["position"], r["type"]) for r in map(json.loads, lines)] == expected
+
+    table = list(csv.reader(io.StringIO(client.get("/v1/audit/export?format=csv").text)))
+    assert table[0] == ["position", "type", "holder", "at", "actor", "reason", "data"]
+    assert [(int(row[0]), row[1]) for row in table[1:]] == expected
+
+    middle = expected[2][0]
+    window = client.get("/v1/audit/export", params={"from": middle, "to": middle + 2}).text
+    assert [json.loads(line)["position"] for line in window.splitlines()] == [
+        p for p, _ in expected if middle < p <= middle + 2]
+
+
+def test_replay_matches_and_catches_a_tampered_row(client: Any, ledger: Ledger,
+                                                   story: dict) -> None:
+    report = ok(client.post("/v1/audit/replay", json={}))
+    assert report["matches"] and report["digest"] == report["live_digest"]
+    assert report["events"] == report["position"] > 0
+
+    early = ok(client.post("/v1/audit/replay", json={"until_position": story["moments"]["granted"]}))
+    assert early["matches"]
+
+    key_id = story["key"]["id"]
+    with ledger.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO ledger_grants (holder_id, kind, selector) VALUES (:k, 'model', 'o1')"),
+            {"k": key_id})
+    tampered = ok(client.post("/v1/audit/replay", json={}))
+    assert not tampered["matches"]
+    assert {"table": "ledger_grants", "only_in": "live",
+            "row": [key_id, "model", "o1"]} in tampered["differences"]
+
+
+def test_rebuild_in_place_keeps_every_answer(client: Any, ledger: Ledger, story: dict) -> None:
+    key_id = story["key"]["id"]
+    before = ok(client.get(f"/v1/keys/{key_id}/access"))
+    done = switch_over(ledger)
+    assert done["position"] == ledger.index.position
+
+    fresh = Ledger(ledger.database_url)
+    try:
+        assert replay(AuditLog(fresh.app, fresh.engine), fresh.engine).matches
+        assert fresh.index.key(key_id).version == ledger.index.key(key_id).version
+    finally:
+        fresh.close()
+    after = ok(client.get(f"/v1/keys/{key_id}/access"))
+    assert after["resources"] == before["resources"]
+    ok(client.patch(f"/v1/keys/{key_id}", json={"alias": "renamed"}))
+
+
+@pytest.mark.slow
+def test_the_org_history_answers_about_its_own_past(sqlite_url: str) -> None:
+    """Play the real history; at each checkpoint remember the live answers for
+    a sample of keys; afterwards the as-of answers equal them, and a replay
+    of the whole log matches the live tables."""
+    from projections.past import PastIndex, committed_at
+
+    ledger = Ledger(sqlite_url)
+    player = HistoryPlayer(LocalBackend(ledger, Change("test")))
+    chance = random.Random(3)
+    remembered: list[tuple[int, str, dict]] = []
+    lines = (SHARED / "data" / "org" / "history.jsonl").read_text().splitlines()
+    try:
+        for start in range(0, len(lines), 500):
+            with ledger.batch():
+                for line in lines[start:start + 500]:
+                    op = json.loads(line)
+                    player.play(op)
+                    if op["op"] == "checkpoint":
+                        remembered += sample_answers(ledger, player, chance)
+
+        assert len({position for position, _, _ in remembered}) == 11
+        with ledger.engine.connect() as connection:
+            for position, key_id, live in remembered:
+                past = PastIndex(connection, position)
+                key = past.key(key_id)
+                past.catalog(KINDS)
+                moment = committed_at(connection, position)
+                then = {kind: sorted(past.index.access(key, kind, moment)) for kind in KINDS}
+                assert then == live, (position, key_id)
+        assert replay(AuditLog(ledger.app, ledger.engine), ledger.engine).matches
+    finally:
+        ledger.close()
+
+
+def sample_answers(ledger: Ledger, player: HistoryPlayer, chance: random.Random) -> list:
+    keys = [ledger.index.key(i) for r, i in player.refs.items() if r.startswith("key-")]
+    live = [k for k in keys if k is not None and not k.deleted]
+    now = time.time()
+    return [
+        (ledger.index.position, key.id,
+         {kind: sorted(ledger.index.access(key, kind, now)) for kind in KINDS})
+        for key in chance.sample(live, min(25, len(live)))
+    ]
