@@ -24,9 +24,9 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
 from projections.audit import AuditLog
+from projections.memory_tables import MemorySink
 from projections.tables import LIVE, LedgerSchema, LedgerTables
 
 PAGE = 5000
@@ -59,17 +59,18 @@ def rebuild(audit: AuditLog, engine: Engine, schema: LedgerSchema, until: int,
     schema.metadata.create_all(engine)
     tables = LedgerTables(schema)
     applied, after = 0, 0
-    while after < until:
-        rows = audit.rows(after, PAGE, until=until)
-        if not rows:
-            break
-        events = [(audit.decode(row), row.id) for row in rows]
-        with Session(engine) as session, session.begin():
-            tables.apply(session, events)
-        applied += len(events)
-        after = rows[-1].id
-        if progress is not None:
-            progress(len(events))
+    with engine.begin() as connection:
+        sink = MemorySink(schema, connection)
+        while after < until:
+            rows = audit.rows(after, PAGE, until=until)
+            if not rows:
+                break
+            tables.apply(sink, [(audit.decode(row), row.id) for row in rows])
+            applied += len(rows)
+            after = rows[-1].id
+            if progress is not None:
+                progress(len(rows))
+        sink.finish()
     return applied
 
 

@@ -19,7 +19,7 @@ can rebuild every table beside the live ones and compare the two.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -200,8 +200,29 @@ class Statements:
     costs more than running it, and one construct per shape also lets the
     driver prepare it once."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: LedgerSchema) -> None:
+        self.s = schema
         self.cache: dict[tuple, Any] = {}
+
+    def copy_holder_state(self) -> Any:
+        holders = self.s.holders
+        return self.cached(("copy_holder_state",), lambda: (
+            insert(self.s.holder_history).from_select(
+                ["holder_id", *HOLDER_STATE, "from_position"],
+                select(holders.c.id, *(holders.c[n] for n in HOLDER_STATE),
+                       bindparam("position", type_=Integer))
+                .where(holders.c.id == bindparam("holder_id")),
+            )
+        ))
+
+    def update_resource(self, values: tuple[str, ...]) -> Any:
+        resources = self.s.resources
+        return self.cached(("update_resource", values), lambda: (
+            update(resources)
+            .where(resources.c.id == bindparam("w_id"))
+            .values({c: bindparam(f"v_{c}") for c in values})
+            .returning(resources.c.kind, resources.c.name)
+        ))
 
     def insert(self, table: Table) -> Any:
         return self.cached(("insert", table.name), lambda: insert(table))
@@ -233,12 +254,63 @@ class Statements:
         return statement
 
 
+class Sink(Protocol):
+    """Where a projection's row changes go: the tables in a transaction, or
+    memory (see projections.memory_tables) when a whole log is replayed."""
+
+    def insert(self, table: Table, rows: Any) -> None: ...
+    def update(self, table: Table, where: dict, values: dict) -> None: ...
+    def delete(self, table: Table, where: dict) -> None: ...
+    def close(self, table: Table, position: int, where: dict) -> None: ...
+    def copy_state(self, holder_id: str, position: int) -> None: ...
+    def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]: ...
+
+
+class SqlSink:
+    """Row changes as statements on one connection."""
+
+    def __init__(self, connection: Connection, statements: Statements) -> None:
+        self.connection = connection
+        self.statements = statements
+
+    def insert(self, table: Table, rows: Any) -> None:
+        if rows:
+            self.connection.execute(self.statements.insert(table), rows)
+
+    def update(self, table: Table, where: dict, values: dict) -> None:
+        statement = self.statements.update(table, tuple(where), tuple(values))
+        params = {**{f"w_{c}": v for c, v in where.items()},
+                  **{f"v_{c}": v for c, v in values.items()}}
+        self.connection.execute(statement, params)
+
+    def delete(self, table: Table, where: dict) -> None:
+        statement = self.statements.delete(table, tuple(where))
+        self.connection.execute(statement, {f"w_{c}": v for c, v in where.items()})
+
+    def close(self, table: Table, position: int, where: dict) -> None:
+        """End the open history interval of the rows `where` names."""
+        statement = self.statements.close(table, tuple(where))
+        params = {f"w_{c}": v for c, v in where.items()}
+        self.connection.execute(statement, {**params, "v_to_position": position})
+
+    def copy_state(self, holder_id: str, position: int) -> None:
+        """Start a holder's next history interval from its current row."""
+        self.connection.execute(self.statements.copy_holder_state(),
+                                {"holder_id": holder_id, "position": position})
+
+    def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]:
+        statement = self.statements.update_resource(tuple(values))
+        params = {"w_id": resource_id, **{f"v_{c}": v for c, v in values.items()}}
+        row = self.connection.execute(statement, params).one()
+        return row.kind, row.name
+
+
 class LedgerTables:
     """Applies domain events to one schema's tables inside a session."""
 
     def __init__(self, schema: LedgerSchema = LIVE) -> None:
         self.s = schema
-        self.statements = Statements()
+        self.statements = Statements(schema)
         self.handlers: dict[type, Callable[[Connection, Any, int], None]] = {
             CatalogResource.Registered: self.resource_registered,
             CatalogResource.Returned: self.resource_returned,
@@ -262,25 +334,18 @@ class LedgerTables:
             Principal.Blocked: self.principal_blocked,
             Principal.Unblocked: self.principal_unblocked,
         }
-        holders = schema.holders
-        self.copy_holder_state = (
-            insert(schema.holder_history).from_select(
-                ["holder_id", *HOLDER_STATE, "from_position"],
-                select(holders.c.id, *(holders.c[n] for n in HOLDER_STATE),
-                       bindparam("position", type_=Integer))
-                .where(holders.c.id == bindparam("holder_id")),
-            )
-        )
-        self.resource_update: dict[tuple[str, ...], Any] = {}
 
-    def apply(self, session: Session, events: list[tuple[Any, int]]) -> None:
-        """Apply (event, position) pairs in order. The caller records the
-        command's commit and moves the tracking row, with `commit`."""
-        connection = session.connection()
+    def apply(self, target: Session | Sink, events: list[tuple[Any, int]]) -> None:
+        """Apply (event, position) pairs in order, to a session's tables or to
+        another sink. The caller records the command's commit and moves the
+        tracking row, with `commit`."""
+        out = target
+        if isinstance(target, Session):
+            out = SqlSink(target.connection(), self.statements)
         for domain_event, position in events:
             handler = self.handlers.get(type(domain_event))
             if handler is not None:
-                handler(connection, domain_event, position)
+                handler(out, domain_event, position)
 
     def commit(self, session: Session, positions: list[int]) -> None:
         """Record the last position of each command, stamped by the store's
@@ -304,95 +369,59 @@ class LedgerTables:
         if moved.rowcount == 0:
             session.execute(insert(tracking).values(projection=PROJECTION, position=position))
 
-    # -- the four things a handler does ----------------------------------
-
-    def insert(self, connection: Connection, table: Table, rows: Any) -> None:
-        if rows:
-            connection.execute(self.statements.insert(table), rows)
-
-    def update(self, connection: Connection, table: Table, where: dict, values: dict) -> None:
-        statement = self.statements.update(table, tuple(where), tuple(values))
-        params = {**{f"w_{c}": v for c, v in where.items()},
-                  **{f"v_{c}": v for c, v in values.items()}}
-        connection.execute(statement, params)
-
-    def delete(self, connection: Connection, table: Table, where: dict) -> None:
-        statement = self.statements.delete(table, tuple(where))
-        connection.execute(statement, {f"w_{c}": v for c, v in where.items()})
-
-    def close(self, connection: Connection, table: Table, position: int, where: dict) -> None:
-        """End the open history interval of the rows `where` names."""
-        statement = self.statements.close(table, tuple(where))
-        params = {f"w_{c}": v for c, v in where.items()}
-        connection.execute(statement, {**params, "v_to_position": position})
-
     # -- catalog ---------------------------------------------------------
 
-    def resource_registered(self, connection: Connection, e: Any, position: int) -> None:
+    def resource_registered(self, out: Sink, e: Any, position: int) -> None:
         at = timestamp_of(e)
-        self.insert(connection, self.s.resources, {
+        out.insert(self.s.resources, {
             "id": str(e.originator_id), "kind": e.kind, "name": e.name,
             "description": e.description, "active": True, "created_at": at,
             "updated_at": at, "seq": position, "version": e.originator_version,
         })
-        self.open_resource(connection, e.kind, e.name, position)
+        self.open_resource(out, e.kind, e.name, position)
 
-    def resource_returned(self, connection: Connection, e: Any, position: int) -> None:
-        kind, name = self.update_resource(connection, e, active=True)
-        self.open_resource(connection, kind, name, position)
+    def resource_returned(self, out: Sink, e: Any, position: int) -> None:
+        kind, name = self.update_resource(out, e, active=True)
+        self.open_resource(out, kind, name, position)
 
-    def resource_retired(self, connection: Connection, e: Any, position: int) -> None:
-        kind, name = self.update_resource(connection, e, active=False)
-        self.close(connection, self.s.resource_history, position, {"kind": kind, "name": name})
+    def resource_retired(self, out: Sink, e: Any, position: int) -> None:
+        kind, name = self.update_resource(out, e, active=False)
+        out.close(self.s.resource_history, position, {"kind": kind, "name": name})
 
-    def resource_described(self, connection: Connection, e: Any, position: int) -> None:
-        self.update_resource(connection, e, description=e.description)
+    def resource_described(self, out: Sink, e: Any, position: int) -> None:
+        self.update_resource(out, e, description=e.description)
 
-    def update_resource(self, connection: Connection, e: Any, **values: Any) -> tuple[str, str]:
-        resources = self.s.resources
-        shape = tuple(values)
-        statement = self.resource_update.get(shape)
-        if statement is None:
-            statement = self.resource_update[shape] = (
-                update(resources)
-                .where(resources.c.id == bindparam("w_id"))
-                .values({c: bindparam(f"v_{c}")
-                         for c in ("updated_at", "version", *values)})
-                .returning(resources.c.kind, resources.c.name)
-            )
-        params = {"w_id": str(e.originator_id), "v_updated_at": timestamp_of(e),
-                  "v_version": e.originator_version,
-                  **{f"v_{c}": v for c, v in values.items()}}
-        row = connection.execute(statement, params).one()
-        return row.kind, row.name
+    def update_resource(self, out: Sink, e: Any, **values: Any) -> tuple[str, str]:
+        values = {"updated_at": timestamp_of(e), "version": e.originator_version, **values}
+        return out.update_resource(str(e.originator_id), values)
 
-    def open_resource(self, connection: Connection, kind: str, name: str, position: int) -> None:
-        self.insert(connection, self.s.resource_history,
-                    {"kind": kind, "name": name, "from_position": position})
+    def open_resource(self, out: Sink, kind: str, name: str, position: int) -> None:
+        out.insert(self.s.resource_history,
+                   {"kind": kind, "name": name, "from_position": position})
 
     # -- holders ---------------------------------------------------------
 
-    def group_created(self, connection: Connection, e: Any, position: int) -> None:
-        self.insert_holder(connection, e, position, type="group", name=e.name,
+    def group_created(self, out: Sink, e: Any, position: int) -> None:
+        self.insert_holder(out, e, position, type="group", name=e.name,
                            description=e.description)
-        self.insert_grants(connection, e.originator_id, e.grants, position)
+        self.insert_grants(out, e.originator_id, e.grants, position)
 
-    def team_created(self, connection: Connection, e: Any, position: int) -> None:
-        self.insert_holder(connection, e, position, type="team", name=e.name)
-        self.insert_grants(connection, e.originator_id, e.grants, position)
-        self.insert_attachments(connection, e.originator_id, e.access_groups, position)
+    def team_created(self, out: Sink, e: Any, position: int) -> None:
+        self.insert_holder(out, e, position, type="team", name=e.name)
+        self.insert_grants(out, e.originator_id, e.grants, position)
+        self.insert_attachments(out, e.originator_id, e.access_groups, position)
 
-    def key_created(self, connection: Connection, e: Any, position: int) -> None:
+    def key_created(self, out: Sink, e: Any, position: int) -> None:
         self.insert_holder(
-            connection, e, position, type="key", name=e.alias, team_id=e.team_id,
+            out, e, position, type="key", name=e.alias, team_id=e.team_id,
             restrict=encode_restriction(e.restrict), expires_at=e.expires_at,
             secret_hash=e.secret_hash,
         )
-        self.insert_grants(connection, e.originator_id, e.grants, position)
-        self.insert_attachments(connection, e.originator_id, e.access_groups, position)
+        self.insert_grants(out, e.originator_id, e.grants, position)
+        self.insert_attachments(out, e.originator_id, e.access_groups, position)
 
     def insert_holder(
-        self, connection: Connection, e: Any, position: int, **values: Any
+        self, out: Sink, e: Any, position: int, **values: Any
     ) -> None:
         at = timestamp_of(e)
         row = {
@@ -401,104 +430,103 @@ class LedgerTables:
             "deleted": False, "description": "", "team_id": None, "restrict": None,
             "expires_at": None, "secret_hash": None, **values,
         }
-        self.insert(connection, self.s.holders, row)
+        out.insert(self.s.holders, row)
         state = {name: row[name] for name in HOLDER_STATE}
-        self.insert(connection, self.s.holder_history,
-                    {"holder_id": row["id"], **state, "from_position": position})
+        out.insert(self.s.holder_history,
+                   {"holder_id": row["id"], **state, "from_position": position})
 
     def insert_grants(
-        self, connection: Connection, holder_id: Any, grant_map: dict, position: int
+        self, out: Sink, holder_id: Any, grant_map: dict, position: int
     ) -> None:
         rows = [
             {"holder_id": str(holder_id), "kind": kind, "selector": selector}
             for kind in KINDS
             for selector in grant_map.get(kind, ())
         ]
-        self.insert(connection, self.s.grants, rows)
-        self.insert(connection, self.s.grant_history,
-                    [{**row, "from_position": position} for row in rows])
+        out.insert(self.s.grants, rows)
+        out.insert(self.s.grant_history,
+                   [{**row, "from_position": position} for row in rows])
 
     def insert_attachments(
-        self, connection: Connection, holder_id: Any, group_ids: list, position: int
+        self, out: Sink, holder_id: Any, group_ids: list, position: int
     ) -> None:
         rows = [{"holder_id": str(holder_id), "group_id": g} for g in group_ids]
-        self.insert(connection, self.s.attachments, rows)
-        self.insert(connection, self.s.attachment_history,
-                    [{**row, "from_position": position} for row in rows])
+        out.insert(self.s.attachments, rows)
+        out.insert(self.s.attachment_history,
+                   [{**row, "from_position": position} for row in rows])
 
-    def touch(self, connection: Connection, e: Any, **values: Any) -> None:
+    def touch(self, out: Sink, e: Any, **values: Any) -> None:
         """Every holder event moves its version and update time."""
-        self.update(connection, self.s.holders, {"id": str(e.originator_id)},
+        out.update(self.s.holders, {"id": str(e.originator_id)},
                     {"version": e.originator_version, "updated_at": timestamp_of(e),
                      **values})
 
-    def change_state(self, connection: Connection, e: Any, position: int, **values: Any) -> None:
+    def change_state(self, out: Sink, e: Any, position: int, **values: Any) -> None:
         """A change to a column with history: update, then start a new interval."""
-        self.touch(connection, e, **values)
+        self.touch(out, e, **values)
         holder_id = str(e.originator_id)
-        self.close(connection, self.s.holder_history, position, {"holder_id": holder_id})
-        connection.execute(self.copy_holder_state,
-                           {"holder_id": holder_id, "position": position})
+        out.close(self.s.holder_history, position, {"holder_id": holder_id})
+        out.copy_state(holder_id, position)
 
-    def holder_renamed(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, name=e.name)
+    def holder_renamed(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, name=e.name)
 
-    def key_renamed(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, name=e.alias)
+    def key_renamed(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, name=e.alias)
 
-    def group_described(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e, description=e.description)
+    def group_described(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e, description=e.description)
 
-    def key_restricted(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, restrict=encode_restriction(e.restrict))
+    def key_restricted(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, restrict=encode_restriction(e.restrict))
 
-    def key_expiry_set(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, expires_at=e.expires_at)
+    def key_expiry_set(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, expires_at=e.expires_at)
 
-    def key_rotated(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e, secret_hash=e.secret_hash)
+    def key_rotated(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e, secret_hash=e.secret_hash)
 
-    def principal_blocked(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, blocked=True)
+    def principal_blocked(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, blocked=True)
 
-    def principal_unblocked(self, connection: Connection, e: Any, position: int) -> None:
-        self.change_state(connection, e, position, blocked=False)
+    def principal_unblocked(self, out: Sink, e: Any, position: int) -> None:
+        self.change_state(out, e, position, blocked=False)
 
-    def grants_added(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e)
-        self.insert_grants(connection, e.originator_id, e.grants, position)
+    def grants_added(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e)
+        self.insert_grants(out, e.originator_id, e.grants, position)
 
-    def grants_removed(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e)
+    def grants_removed(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e)
         holder_id = str(e.originator_id)
         for kind in KINDS:
             for selector in e.grants.get(kind, ()):
                 where = {"holder_id": holder_id, "kind": kind, "selector": selector}
-                self.delete(connection, self.s.grants, where)
-                self.close(connection, self.s.grant_history, position, where)
+                out.delete(self.s.grants, where)
+                out.close(self.s.grant_history, position, where)
 
-    def group_attached(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e)
-        self.insert_attachments(connection, e.originator_id, [e.group_id], position)
+    def group_attached(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e)
+        self.insert_attachments(out, e.originator_id, [e.group_id], position)
 
-    def group_detached(self, connection: Connection, e: Any, position: int) -> None:
-        self.touch(connection, e)
+    def group_detached(self, out: Sink, e: Any, position: int) -> None:
+        self.touch(out, e)
         where = {"holder_id": str(e.originator_id), "group_id": e.group_id}
-        self.delete(connection, self.s.attachments, where)
-        self.close(connection, self.s.attachment_history, position, where)
+        out.delete(self.s.attachments, where)
+        out.close(self.s.attachment_history, position, where)
 
-    def holder_deleted(self, connection: Connection, e: Any, position: int) -> None:
+    def holder_deleted(self, out: Sink, e: Any, position: int) -> None:
         """A deleted holder keeps its row (ids are never reused) but grants
         nothing; a deleted group is detached from every key and team."""
         holder_id = str(e.originator_id)
-        self.change_state(connection, e, position, deleted=True)
+        self.change_state(out, e, position, deleted=True)
 
         s = self.s
-        self.delete(connection, s.grants, {"holder_id": holder_id})
-        self.close(connection, s.grant_history, position, {"holder_id": holder_id})
+        out.delete(s.grants, {"holder_id": holder_id})
+        out.close(s.grant_history, position, {"holder_id": holder_id})
         for column in ("holder_id", "group_id"):
-            self.delete(connection, s.attachments, {column: holder_id})
-            self.close(connection, s.attachment_history, position, {column: holder_id})
+            out.delete(s.attachments, {column: holder_id})
+            out.close(s.attachment_history, position, {column: holder_id})
 
 
 def encode_restriction(restrict: dict | None) -> str | None:
