@@ -105,7 +105,7 @@ def test_the_event_log_pages_and_filters(client: Any, story: dict) -> None:
     assert rest["next_after"] is None
 
     mine = ok(client.get("/v1/audit/events", params={"holder": story["key"]["id"]}))["items"]
-    assert [e["type"] for e in mine][:2] == ["Key.Created", "Principal.GroupAttached"]
+    assert [e["type"] for e in mine][:2] == ["Key.Created", "Key.GroupAttached"]
     assert {e["actor"] for e in mine} == {"master"}
     assert set(mine[0]) == {"position", "type", "holder", "at", "actor", "reason", "data"}
     assert "secret" not in json.dumps(every)

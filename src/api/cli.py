@@ -180,7 +180,6 @@ def run_replay(args: argparse.Namespace) -> int:
     from api.ledger import Ledger
     from api.routes.audit import until_position
     from domain.errors import LedgerError
-    from projections.audit import AuditLog
     from projections.replay import replay
 
     ledger = Ledger(database_url(args.database))
@@ -189,7 +188,7 @@ def run_replay(args: argparse.Namespace) -> int:
         until_time = args.until_time
         until = until_position(ledger, args.until_position, until_time, head)
         with tqdm(total=until, unit="event", disable=args.no_progress, file=sys.stderr) as bar:
-            report = replay(AuditLog(ledger.app, ledger.engine), ledger.engine, until, bar.update)
+            report = replay(ledger.audit, ledger.engine, until, bar.update)
     except LedgerError as error:
         print(f"accessledger audit replay: {error.message}", file=sys.stderr)
         return 2
@@ -202,13 +201,13 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from api.ledger import Ledger
-    from projections.audit import AuditLog, as_csv, as_jsonl
+    from projections.audit import as_csv, as_jsonl
 
     ledger = Ledger(database_url(args.database))
     try:
         head = ledger.current()
         end = head if args.end is None else min(args.end, head)
-        records = AuditLog(ledger.app, ledger.engine).stream(args.start, end)
+        records = ledger.audit.stream(args.start, end)
         chunks = as_csv(records) if args.format == "csv" else as_jsonl(records)
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)

@@ -175,7 +175,7 @@ class Ledger:
         self.events_table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         self.tables = LedgerTables()
         self.log = LogReader(self.engine, self.app.recorder.events_record_cls)  # type: ignore[attr-defined]
-        self.audit = AuditLog(self.app, self.engine)
+        self.audit = AuditLog(self.app, self.engine, self.holder_type)
         # One writer per process waits for the writer turn at a time, so that
         # writers queueing for it never hold every pooled connection.
         self.write_lock = threading.Lock()
@@ -211,6 +211,10 @@ class Ledger:
             finally:
                 connection.execute(text(f"SELECT pg_advisory_unlock({SCHEMA_LOCK_ID})"))
                 connection.commit()
+
+    def holder_type(self, holder_id: str) -> str | None:
+        entry = self.index.holders.get(holder_id)
+        return None if entry is None else entry.type
 
     def close(self) -> None:
         self.log.close()

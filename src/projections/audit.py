@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -27,10 +27,14 @@ AGGREGATE_NAMES = {"group": "AccessGroup", "team": "Team", "key": "Key"}
 
 
 class AuditLog:
-    def __init__(self, app: Any, engine: Engine) -> None:
+    def __init__(self, app: Any, engine: Engine,
+                 holder_type: Callable[[str], str | None] = lambda _: None) -> None:
         self.app = app
         self.engine = engine
         self.records = app.recorder.events_record_cls
+        # Events shared by every holder are defined once, on `Holder` or
+        # `Principal`; the answer names the holder's own aggregate instead.
+        self.holder_type = holder_type
 
     def rows(self, after: int, limit: int, holder: UUID | None = None,
              until: int | None = None) -> list[Any]:
@@ -72,7 +76,7 @@ class AuditLog:
         data = {k: plain(v) for k, v in vars(event).items() if k not in ENVELOPE}
         return {
             "position": row.id,
-            "type": event_type(row.topic),
+            "type": self.event_type(row.topic, str(row.originator_id)),
             "holder": str(row.originator_id),
             "at": event.timestamp.isoformat().replace("+00:00", "Z"),
             "actor": getattr(event, "actor", None),
@@ -81,9 +85,12 @@ class AuditLog:
         }
 
 
-def event_type(topic: str) -> str:
-    """`domain.aggregates:Holder.GrantsAdded` -> `Holder.GrantsAdded`."""
-    return topic.rpartition(":")[2]
+    def event_type(self, topic: str, holder_id: str) -> str:
+        """`domain.aggregates:Holder.GrantsAdded` -> `AccessGroup.GrantsAdded`."""
+        defined_on, _, name = topic.rpartition(":")[2].partition(".")
+        if defined_on in ("Holder", "Principal"):
+            defined_on = AGGREGATE_NAMES.get(self.holder_type(holder_id) or "", defined_on)
+        return f"{defined_on}.{name}"
 
 
 def plain(value: Any) -> Any:

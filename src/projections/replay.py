@@ -191,7 +191,7 @@ def switch_over(ledger: Any, progress: Callable[[int], None] | None = None) -> d
     live table is renamed away and its new twin renamed into its place in one
     transaction. No question ever reads a half-built table.
     """
-    audit = AuditLog(ledger.app, ledger.engine)
+    audit = ledger.audit
     token = secrets.token_hex(4)
     fresh = LedgerSchema(f"rebuilt_{token}")
     with ledger.engine.connect() as connection:

@@ -19,7 +19,7 @@ from api.ledger import Ledger
 from domain.errors import InvalidRequest, NotFound
 from domain.resources import KINDS, check_kind, check_name
 from domain.rules import parse_time
-from projections.audit import AuditLog, as_csv, as_jsonl
+from projections.audit import as_csv, as_jsonl
 from projections.grant_history import GrantHistory
 from projections.past import moment_of, position_at_time
 from projections.replay import replay
@@ -47,7 +47,7 @@ def audit_events(
     """Every recorded change with its type, holder, time, actor, reason and data."""
     position = ledger.current()
     holder_id = parse_holder(holder)
-    items = AuditLog(ledger.app, ledger.engine).events(after, limit, holder_id, until=position)
+    items = ledger.audit.events(after, limit, holder_id, until=position)
     next_after = items[-1]["position"] if len(items) == limit else None
     return answer({"items": items, "next_after": next_after}, position)
 
@@ -90,7 +90,7 @@ def audit_replay(
     request = body or ReplayRequest()
     position = ledger.current()
     until = until_position(ledger, request.until_position, request.until_time, position)
-    report = replay(AuditLog(ledger.app, ledger.engine), ledger.engine, until)
+    report = replay(ledger.audit, ledger.engine, until)
     return answer(report.public(), position)
 
 
@@ -107,7 +107,7 @@ def audit_export(
     head = ledger.current()
     after = export_bound(ledger, from_, head, default=0)
     until = export_bound(ledger, to, head, default=head)
-    records = AuditLog(ledger.app, ledger.engine).stream(after, until)
+    records = ledger.audit.stream(after, until)
     if format == "csv":
         return StreamingResponse(as_csv(records), media_type="text/csv",
                                  headers=attachment("csv"))
