@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import argparse
 
-from bench import core
+from bench import audit, core
+
+SUITES = {"core": core.run, "audit": audit.run}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="about a minute: fewer samples, PostgreSQL apply on a prefix")
+                        help="about a minute: fewer samples, smaller stores")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append",
+                        help="run only this suite (may be given twice)")
     args = parser.parse_args()
-    core.print_table(core.run(args.quick))
+    figures = []
+    for name in args.only or list(SUITES):
+        figures += SUITES[name](args.quick)
+    core.print_table(figures)
 
 
 if __name__ == "__main__":

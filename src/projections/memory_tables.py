@@ -57,8 +57,11 @@ class MemorySink:
     """The Sink of projections.tables, in memory, for one schema."""
 
     def __init__(self, schema: LedgerSchema, connection: Connection) -> None:
+        from projections.replay import Digest
+
         self.s = schema
         self.connection = connection
+        self.written: dict[str, Digest] = {t.name: Digest() for t in schema.digest_tables()}
         self.closed: dict[Table, list[dict[str, Any]]] = {}
         self.tables = {
             t.table.name: t for t in (
@@ -123,5 +126,12 @@ class MemorySink:
             self.write(memory.table, list(memory.rows.values()))
 
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        columns = [column.name for column in table.columns]
+        digest = self.written[table.name]
+        for row in rows:
+            digest.add(tuple(row[c] for c in columns))
         for start in range(0, len(rows), CHUNK):
             self.connection.execute(insert(table), rows[start:start + CHUNK])
+
+    def digests(self) -> dict[str, str]:
+        return {name: digest.hex() for name, digest in self.written.items()}

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import Table, and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
+from domain.resources import is_pattern, literal_prefix
 from projections.access_index import AccessIndex, HolderEntry, ResourceEntry, set_expiry
 from projections.tables import LIVE, LedgerSchema, decode_restriction
 
@@ -124,15 +125,32 @@ class PastIndex:
             self.index.add_grant(self.index.holders[row.holder_id], row.kind, row.selector)
 
     def catalog(self, kinds: Iterable[str]) -> None:
-        """Every resource of these kinds that was active at the position."""
+        """The resources of these kinds, active at the position, that the
+        loaded grants can match: exact names, and each pattern's prefix range
+        (the whole kind only for a pattern that starts with `*`)."""
         history = self.s.resource_history
         for kind in kinds:
+            selectors = {s for h in self.index.holders.values()
+                         for s in h.grants.exact[kind] | h.grants.patterns[kind]}
+            if not selectors:
+                continue
+            wanted = self.wanted_names(history, selectors)
             rows = self.connection.execute(
                 select(history.c.name)
-                .where(history.c.kind == kind, held_at(history, self.position))
+                .where(history.c.kind == kind, held_at(history, self.position), wanted)
                 .order_by(history.c.name)
             )
             self.add_active(kind, [row.name for row in rows])
+
+    def wanted_names(self, history: Table, selectors: set[str]) -> Any:
+        prefixes = {literal_prefix(s) for s in selectors if is_pattern(s)}
+        if "" in prefixes:
+            return true()
+        exact = [s for s in selectors if not is_pattern(s)]
+        # LIKE may return more (SQLite ignores ASCII case); matching in
+        # memory decides, so a superset is harmless and a subset impossible.
+        starting = [history.c.name.startswith(p, autoescape=True) for p in prefixes]
+        return or_(history.c.name.in_(exact), *starting)
 
     def resource(self, kind: str, name: str) -> None:
         """One resource as it stood: active, retired, or not yet registered."""

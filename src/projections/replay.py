@@ -4,8 +4,8 @@ tables beside the live ones, and compare the two table by table.
 The live tables are read in one snapshot together with the head, so writes
 that land meanwhile cannot make a false difference; checks are served as
 usual the whole time, since nothing live is touched. Each table's digest is
-order-independent: the sum of its rows' SHA-256 values (mod 2**128) and its
-row count. When digests differ, both tables are walked in the same order
+order-independent: the sum of its rows' BLAKE2b hashes (mod 2**128) and
+its row count. When digests differ, both tables are walked in the same order
 and the first rows found on one side only are reported.
 
 Replaying up to an earlier position compares the history tables with the
@@ -16,7 +16,6 @@ of current state can only be compared at the head.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,8 +52,9 @@ class ReplayReport:
 
 
 def rebuild(audit: AuditLog, engine: Engine, schema: LedgerSchema, until: int,
-            progress: Callable[[int], None] | None = None) -> int:
-    """Apply every event up to `until` to fresh tables; answer how many."""
+            progress: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
+    """Apply every event up to `until` to fresh tables; answer how many, and
+    each table's digest (taken from the rows as they are written)."""
     schema.metadata.drop_all(engine)
     schema.metadata.create_all(engine)
     tables = LedgerTables(schema)
@@ -71,7 +71,7 @@ def rebuild(audit: AuditLog, engine: Engine, schema: LedgerSchema, until: int,
             if progress is not None:
                 progress(len(rows))
         sink.finish()
-    return applied
+    return applied, sink.digests()
 
 
 def replay(audit: AuditLog, engine: Engine, until: int | None = None,
@@ -82,10 +82,11 @@ def replay(audit: AuditLog, engine: Engine, until: int | None = None,
         begin_snapshot(snapshot)
         head = audit.head(snapshot)
         position = head if until is None else min(until, head)
-        events = rebuild(audit, engine, schema, position, progress)
+        events, digests = rebuild(audit, engine, schema, position, progress)
         try:
             with engine.connect() as replayed:
-                report = compare(snapshot, replayed, schema, position, at_head=position == head)
+                report = compare(snapshot, replayed, schema, digests, position,
+                                 at_head=position == head)
         finally:
             if not keep:
                 schema.metadata.drop_all(engine)
@@ -100,8 +101,8 @@ def begin_snapshot(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")  # SQLite fixes its snapshot at the first read
 
 
-def compare(live: Connection, replayed: Connection, schema: LedgerSchema, position: int,
-            at_head: bool) -> ReplayReport:
+def compare(live: Connection, replayed: Connection, schema: LedgerSchema,
+            digests: dict[str, str], position: int, at_head: bool) -> ReplayReport:
     report = ReplayReport(0, position, "", "")
     pairs = list(zip(LIVE.digest_tables(), schema.digest_tables()))
     if not at_head:
@@ -111,7 +112,7 @@ def compare(live: Connection, replayed: Connection, schema: LedgerSchema, positi
     for live_table, replay_table in pairs:
         cut = position if "history" in live_table.name else None
         live_digest = table_digest(rows_of(live, live_table, cut))
-        replay_digest = table_digest(rows_of(replayed, replay_table, None))
+        replay_digest = digests[replay_table.name]
         name = str(live_table.name)
         report.tables[name] = {"live": live_digest, "replayed": replay_digest,
                                "matches": live_digest == replay_digest}
@@ -126,9 +127,9 @@ def compare(live: Connection, replayed: Connection, schema: LedgerSchema, positi
 
 
 def rows_of(connection: Connection, table: Table, cut: int | None) -> Iterator[tuple]:
-    """A table's rows in a fixed order; history cut at a position when asked."""
+    """A table's rows, in no order; history cut at a position when asked."""
     columns = [c for c in table.columns]
-    query = select(*columns).order_by(*columns)
+    query = select(*columns)
     if cut is not None:
         query = query.where(table.c.from_position <= cut)
     for row in connection.execute(query):
@@ -152,17 +153,27 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def row_hash(values: tuple) -> int:
-    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:16], "big")
+class Digest:
+    """Order-independent: the sum of the rows' hashes mod 2**128, and the count."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0, 0
+
+    def add(self, values: tuple) -> None:
+        text = repr(tuple(canonical(v) for v in values)).encode("utf-8", "surrogatepass")
+        row_hash = hashlib.blake2b(text, digest_size=16).digest()
+        self.total = (self.total + int.from_bytes(row_hash, "big")) % (1 << 128)
+        self.count += 1
+
+    def hex(self) -> str:
+        return f"{self.count}:{self.total:032x}"
 
 
 def table_digest(rows: Iterator[tuple]) -> str:
-    total, count = 0, 0
+    digest = Digest()
     for values in rows:
-        total = (total + row_hash(values)) % (1 << 128)
-        count += 1
-    return f"{count}:{total:032x}"
+        digest.add(values)
+    return digest.hex()
 
 
 def first_differences(name: str, live: Iterator[tuple], replayed: Iterator[tuple],
@@ -196,7 +207,7 @@ def switch_over(ledger: Any, progress: Callable[[int], None] | None = None) -> d
     fresh = LedgerSchema(f"rebuilt_{token}")
     with ledger.engine.connect() as connection:
         built_to = audit.head(connection)
-    events = rebuild(audit, ledger.engine, fresh, built_to, progress)
+    events, _ = rebuild(audit, ledger.engine, fresh, built_to, progress)
 
     with ledger.writer_turn() as session:
         head = audit.head(session.connection())
