@@ -59,6 +59,15 @@ def test_grant_intervals_survive_a_second_reason(client: Any, story: dict) -> No
     assert [(r["source"], r["holder_name"]) for r in interval["reasons"]] == [("key_group", "Prod")]
 
 
+def test_who_ever_could_use_a_resource(client: Any, story: dict) -> None:
+    other = ok(client.post("/v1/keys", json={"alias": "late", "grants": {"model": ["gpt-*"]}}))
+    items = ok(client.get("/v1/audit/grants", params={"kind": "model", "name": "gpt-4o"}))["items"]
+    assert [(i["key_id"], i["ended_by"]) for i in items] == [
+        (story["key"]["id"], "change"), (other["id"], None)]
+    assert items[1]["reasons"][0]["selector"] == "gpt-*"
+    assert client.get("/v1/audit/grants").status_code == 400
+
+
 def test_an_interval_ended_by_expiry_ends_at_expires_at(client: Any) -> None:
     ok(client.put("/v1/catalog/model/m"))
     key = ok(client.post("/v1/keys", json={"alias": "short", "grants": {"model": ["m"]}}))

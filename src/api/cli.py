@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream the event log, one row per event, to standard output.",
     )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--from", dest="start", type=int, default=0,
-                        help="events after this position")
-    export.add_argument("--to", dest="end", type=int, help="events up to this position")
+    export.add_argument("--from", dest="start",
+                        help="events after this position, or committed after this time")
+    export.add_argument("--to", dest="end",
+                        help="events up to this position, or committed by this time")
     add_database_option(export)
     export.set_defaults(run=run_export)
 
@@ -201,13 +202,20 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from api.ledger import Ledger
+    from api.routes.audit import export_bound
+    from domain.errors import LedgerError
     from projections.audit import as_csv, as_jsonl
 
     ledger = Ledger(database_url(args.database))
     try:
         head = ledger.current()
-        end = head if args.end is None else min(args.end, head)
-        records = ledger.audit.stream(args.start, end)
+        try:
+            start = export_bound(ledger, args.start, head, default=0)
+            end = export_bound(ledger, args.end, head, default=head)
+        except LedgerError as error:
+            print(f"accessledger audit export: {error.message}", file=sys.stderr)
+            return 2
+        records = ledger.audit.stream(start, end)
         chunks = as_csv(records) if args.format == "csv" else as_jsonl(records)
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)

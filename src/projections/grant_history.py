@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from domain.resources import is_pattern, matches
@@ -77,6 +77,32 @@ class GrantHistory:
 
         sweep = Sweep(key_id, team_id, states, attachments, grants, resources, commits)
         return sweep.run(head, now)
+
+    def keys_that_could_use(self, kind: str, name: str) -> list[str]:
+        """Every key that some grant matching the resource ever reached, in
+        creation order: the grantors, the keys of grantor teams, and the keys
+        and teams a grantor group was ever attached to."""
+        grants, attachments = self.s.grant_history, self.s.attachment_history
+        rows = self.connection.execute(
+            select(grants.c.holder_id, grants.c.selector).where(grants.c.kind == kind).distinct())
+        grantors = {row.holder_id for row in rows if matches(row.selector, name)}
+
+        holders = self.s.holders
+        kinds = dict(self.connection.execute(select(holders.c.id, holders.c.type)).all())
+        groups = [h for h in grantors if kinds.get(h) == "group"]
+        if groups:
+            attached = self.connection.execute(
+                select(attachments.c.holder_id).where(attachments.c.group_id.in_(groups)))
+            grantors |= {row.holder_id for row in attached}
+
+        teams = [h for h in grantors if kinds.get(h) == "team"]
+        found = self.connection.execute(
+            select(holders.c.id).where(
+                holders.c.type == "key",
+                or_(holders.c.id.in_([h for h in grantors if kinds.get(h) == "key"]),
+                    holders.c.team_id.in_(teams)))
+            .order_by(holders.c.seq))
+        return [row.id for row in found]
 
     def holder_timeline(self, holder_id: str) -> Timeline:
         history = self.s.holder_history

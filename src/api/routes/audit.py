@@ -54,7 +54,7 @@ def audit_events(
 
 @router.get("/grants")
 def audit_grants(
-    key_id: str = Query(..., description="The key whose grant intervals to answer."),
+    key_id: str | None = Query(None, description="One key; or give kind and name."),
     kind: str | None = Query(None),
     name: str | None = Query(None, description="One resource; needs kind."),
     from_: str | None = Query(None, alias="from", description="Intervals that end after."),
@@ -62,20 +62,25 @@ def audit_grants(
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    """Each unbroken interval in which the key could use a resource, with the
-    reasons that held when it started."""
+    """Each unbroken interval in which a key could use a resource, with the
+    reasons that held when it started: for one key, or for every key that
+    ever could use one resource (kind and name)."""
     kinds = (check_kind(kind),) if kind is not None else KINDS
     if name is not None:
         check_name(name)
         if kind is None:
             raise InvalidRequest("name needs kind")
+    if key_id is None and name is None:
+        raise InvalidRequest("give key_id, or kind and name")
     position = ledger.current()
-    starts_by = time_bound(to)
-    ends_after = time_bound(from_)
+    starts_by, ends_after = time_bound(to), time_bound(from_)
 
     with ledger.engine.connect() as connection:
-        items = GrantHistory(connection).intervals(key_id, kinds, name, position, time.time())
-    if not items and ledger.index.key(key_id) is None:
+        history = GrantHistory(connection)
+        key_ids = [key_id] if key_id is not None else history.keys_that_could_use(kinds[0], name)
+        items = [item for each in key_ids
+                 for item in history.intervals(each, kinds, name, position, time.time())]
+    if key_id is not None and not items and ledger.index.key(key_id) is None:
         raise NotFound(f"no key with id {key_id!r}")
     items = [i for i in items if overlaps(i, ends_after, starts_by)]
     return answer({"items": items}, position)
