@@ -33,34 +33,51 @@ DENIAL_ORDER = (
 SOURCES = ("key", "key_group", "team", "team_group")
 
 
-@dataclass(slots=True)
-class GrantSet:
-    """One holder's direct grants, split so that exact names are one look-up."""
+EMPTY: frozenset[str] = frozenset()
 
-    exact: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
-    patterns: dict[str, set[str]] = field(
-        default_factory=lambda: {k: set() for k in KINDS}
-    )
+
+class GrantSet:
+    """One holder's direct grants, split so that exact names are one look-up.
+
+    Sets exist only for the kinds a holder has grants of: most keys have
+    none, and a hundred thousand keys each carrying six empty sets would
+    cost more memory than everything else they hold.
+    """
+
+    __slots__ = ("exact", "patterns")
+
+    def __init__(self) -> None:
+        self.exact: dict[str, set[str]] = {}
+        self.patterns: dict[str, set[str]] = {}
 
     def add(self, kind: str, selector: str) -> None:
-        (self.patterns if is_pattern(selector) else self.exact)[kind].add(selector)
+        split = self.patterns if is_pattern(selector) else self.exact
+        split.setdefault(kind, set()).add(selector)
 
     def discard(self, kind: str, selector: str) -> None:
-        (self.patterns if is_pattern(selector) else self.exact)[kind].discard(selector)
+        split = self.patterns if is_pattern(selector) else self.exact
+        selectors = split.get(kind)
+        if selectors is not None:
+            selectors.discard(selector)
+            if not selectors:
+                del split[kind]
 
     def matching(self, kind: str, name: str) -> Iterator[str]:
-        if name in self.exact[kind]:
+        if name in self.exact.get(kind, EMPTY):
             yield name
-        for pattern in self.patterns[kind]:
+        for pattern in self.patterns.get(kind, EMPTY):
             if matches(pattern, name):
                 yield pattern
 
+    def selectors(self, kind: str) -> set[str]:
+        return self.exact.get(kind, set()) | self.patterns.get(kind, set())
+
     def as_map(self) -> GrantMap:
-        return {k: sorted(self.exact[k] | self.patterns[k]) for k in KINDS}
+        return {kind: sorted(self.selectors(kind)) for kind in KINDS}
 
     def pairs(self) -> Iterator[tuple[str, str]]:
         for kind in KINDS:
-            for selector in self.exact[kind] | self.patterns[kind]:
+            for selector in self.selectors(kind):
                 yield kind, selector
 
 

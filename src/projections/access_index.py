@@ -402,7 +402,7 @@ class AccessIndex:
         found: dict[str, list[Reason]] = {}
         for source in self.sources_of(key):
             grants = source.holder.grants
-            selectors = sorted(grants.exact[kind] | grants.patterns[kind])
+            selectors = sorted(grants.selectors(kind))
             for selector in selectors:
                 for name in self.active_matches(kind, selector):
                     reason = Reason(source.source, source.holder.id, selector, source.team_id)

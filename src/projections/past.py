@@ -131,7 +131,7 @@ class PastIndex:
         history = self.s.resource_history
         for kind in kinds:
             selectors = {s for h in self.index.holders.values()
-                         for s in h.grants.exact[kind] | h.grants.patterns[kind]}
+                         for s in h.grants.selectors(kind)}
             if not selectors:
                 continue
             wanted = self.wanted_names(history, selectors)
