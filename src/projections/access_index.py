@@ -28,6 +28,19 @@ from domain.rules import (
 from projections.tables import timestamp_of
 
 HOLDER_TYPES = ("group", "team", "key")
+NOTHING: frozenset[str] = frozenset()
+
+
+def added(items: set[str] | frozenset[str], item: str) -> set[str]:
+    """`items` with `item` added, turning the shared empty frozenset into a set."""
+    grown = items if isinstance(items, set) else set(items)
+    grown.add(item)
+    return grown
+
+
+def removed(items: set[str] | frozenset[str], item: str) -> None:
+    if item in items:
+        items.discard(item)  # type: ignore[union-attr]
 
 
 @dataclass(slots=True, eq=False)
@@ -56,7 +69,9 @@ class HolderEntry:
     seq: int
     grants: GrantSet = field(default_factory=GrantSet)
     description: str = ""
-    groups: set[str] = field(default_factory=set)
+    # These three start as one shared empty frozenset and become sets when
+    # something is added (see `added`): most holders never need all three.
+    groups: set[str] | frozenset[str] = NOTHING
     blocked: bool = False
     deleted: bool = False
     team_id: str | None = None
@@ -65,8 +80,8 @@ class HolderEntry:
     expires_ts: float | None = None
     secret_hash: str | None = None
     # Reverse links: the keys and teams a group is attached to, a team's keys.
-    attached: set[str] = field(default_factory=set)
-    members: set[str] = field(default_factory=set)
+    attached: set[str] | frozenset[str] = NOTHING
+    members: set[str] | frozenset[str] = NOTHING
 
 
 @dataclass(slots=True)
@@ -222,10 +237,10 @@ class AccessIndex:
 
     def group_detached(self, e: Any, position: int) -> None:
         entry = self.touch(e)
-        entry.groups.discard(e.group_id)
+        removed(entry.groups, e.group_id)
         group = self.holders.get(e.group_id)
         if group is not None:
-            group.attached.discard(entry.id)
+            removed(group.attached, entry.id)
 
     def holder_deleted(self, e: Any, position: int) -> None:
         entry = self.touch(e)
@@ -233,13 +248,13 @@ class AccessIndex:
         for kind, selector in list(entry.grants.pairs()):
             self.remove_grant(entry, kind, selector)
         for group_id in entry.groups:
-            self.holders[group_id].attached.discard(entry.id)
-        entry.groups = set()
+            removed(self.holders[group_id].attached, entry.id)
+        entry.groups = NOTHING
         for holder_id in entry.attached:
-            self.holders[holder_id].groups.discard(entry.id)
-        entry.attached = set()
+            removed(self.holders[holder_id].groups, entry.id)
+        entry.attached = NOTHING
         if entry.team_id is not None:
-            self.holders[entry.team_id].members.discard(entry.id)
+            removed(self.holders[entry.team_id].members, entry.id)
 
     # -- keeping the derived maps exact ----------------------------------
 
@@ -286,15 +301,16 @@ class AccessIndex:
             if entry.secret_hash:
                 self.keys_by_secret[entry.secret_hash] = entry.id
             if entry.team_id is not None and not entry.deleted:
-                self.holders[entry.team_id].members.add(entry.id)
+                team = self.holders[entry.team_id]
+                team.members = added(team.members, entry.id)
 
     def attach(self, entry: HolderEntry, group_id: str) -> None:
         group = self.holders.get(group_id)
         # A group deleted earlier counts for nothing: deletion detaches it.
         if group is None or group.deleted:
             return
-        entry.groups.add(group_id)
-        group.attached.add(entry.id)
+        entry.groups = added(entry.groups, group_id)
+        group.attached = added(group.attached, entry.id)
 
     def add_grant(self, entry: HolderEntry, kind: str, selector: str) -> None:
         entry.grants.add(kind, selector)

@@ -16,7 +16,13 @@ from sqlalchemy import Table, and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from domain.resources import is_pattern, literal_prefix
-from projections.access_index import AccessIndex, HolderEntry, ResourceEntry, set_expiry
+from projections.access_index import (
+    AccessIndex,
+    HolderEntry,
+    ResourceEntry,
+    added,
+    set_expiry,
+)
 from projections.tables import LIVE, LedgerSchema, decode_restriction
 
 
@@ -82,7 +88,7 @@ class PastIndex:
             for group_id in group_ids.get(principal.id, ()):
                 self.index.attach(principal, group_id)
         if team is not None and not key.deleted:
-            team.members.add(key.id)
+            team.members = added(team.members, key.id)
         return key
 
     def holder(self, holder_id: str | None) -> HolderEntry | None:
