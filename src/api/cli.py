@@ -183,7 +183,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from domain.errors import LedgerError
     from projections.replay import replay
 
-    ledger = Ledger(database_url(args.database))
+    ledger = Ledger(database_url(args.database), with_index=False)
     try:
         head = ledger.current()
         until_time = args.until_time
@@ -206,7 +206,7 @@ def run_export(args: argparse.Namespace) -> int:
     from domain.errors import LedgerError
     from projections.audit import as_csv, as_jsonl
 
-    ledger = Ledger(database_url(args.database))
+    ledger = Ledger(database_url(args.database), with_index=False)
     try:
         head = ledger.current()
         try:

@@ -166,8 +166,12 @@ SCOPES = {"group": "access-group", "team": "team"}
 class Ledger:
     """Commands and questions over one store, shared by every route and the CLI."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, with_index: bool = True) -> None:
+        """`with_index=False` opens the store alone, for tools that read the
+        log (replay, export) and need no read model in memory."""
         self.database_url = database_url
+        self.with_index = with_index
+        self.types_from_tables: dict[str, str] | None = None
         self.app = LedgerApplication(env=application_env(database_url))
         self.engine: Engine = self.app.recorder.datastore.engine  # type: ignore[attr-defined]
         if self.engine.dialect.name == "sqlite":
@@ -183,9 +187,11 @@ class Ledger:
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
         self.current_batch: ContextVar[Batch | None] = ContextVar("batch", default=None)
         self.create_schema()
-        with self.engine.connect() as connection:
-            self.index = load_index(connection)
-        self.catch_up()
+        self.index = AccessIndex()
+        if with_index:
+            with self.engine.connect() as connection:
+                self.index = load_index(connection)
+            self.catch_up()
 
     # -- set-up ----------------------------------------------------------
 
@@ -214,7 +220,14 @@ class Ledger:
 
     def holder_type(self, holder_id: str) -> str | None:
         entry = self.index.holders.get(holder_id)
-        return None if entry is None else entry.type
+        if entry is not None or self.with_index:
+            return None if entry is None else entry.type
+        if self.types_from_tables is None:
+            holders = LIVE.holders
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(holders.c.id, holders.c.type))
+                self.types_from_tables = {row.id: row.type for row in rows}
+        return self.types_from_tables.get(holder_id)
 
     def close(self) -> None:
         self.log.close()
@@ -233,6 +246,8 @@ class Ledger:
     def catch_up(self) -> int:
         """Apply every committed event the index has not seen; answer the head."""
         head = self.head()
+        if not self.with_index:
+            return head
         if head <= self.index.position:
             return self.index.position
         with self.catch_up_lock, self.index.lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from projections.tables import HOLDER_STATE, LedgerSchema
@@ -126,12 +126,18 @@ class MemorySink:
             self.write(memory.table, list(memory.rows.values()))
 
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows as plain tuples through the driver: building one
+        statement per row is most of what a bulk insert costs otherwise."""
         columns = [column.name for column in table.columns]
+        values = [tuple(row[c] for c in columns) for row in rows]
         digest = self.written[table.name]
-        for row in rows:
-            digest.add(tuple(row[c] for c in columns))
-        for start in range(0, len(rows), CHUNK):
-            self.connection.execute(insert(table), rows[start:start + CHUNK])
+        for row in values:
+            digest.add(row)
+        marker = "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        statement = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                     f"VALUES ({', '.join([marker] * len(columns))})")
+        for start in range(0, len(values), CHUNK):
+            self.connection.exec_driver_sql(statement, values[start:start + CHUNK])
 
     def digests(self) -> dict[str, str]:
         return {name: digest.hex() for name, digest in self.written.items()}

@@ -133,7 +133,7 @@ def rows_of(connection: Connection, table: Table, cut: int | None) -> Iterator[t
     if cut is not None:
         query = query.where(table.c.from_position <= cut)
     for row in connection.execute(query):
-        values = tuple(canonical(v) for v in row)
+        values = tuple(row)
         if cut is not None:
             values = cut_interval(values, [c.name for c in columns], cut)
         yield values
@@ -147,12 +147,6 @@ def cut_interval(values: tuple, names: list[str], cut: int) -> tuple:
     return values
 
 
-def canonical(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
 class Digest:
     """Order-independent: the sum of the rows' hashes mod 2**128, and the count."""
 
@@ -160,7 +154,9 @@ class Digest:
         self.total, self.count = 0, 0
 
     def add(self, values: tuple) -> None:
-        text = repr(tuple(canonical(v) for v in values)).encode("utf-8", "surrogatepass")
+        # Both sides hold booleans as bool (SQLAlchemy converts on reading),
+        # integers as int and text as str, so their reprs agree.
+        text = repr(values).encode("utf-8", "surrogatepass")
         row_hash = hashlib.blake2b(text, digest_size=16).digest()
         self.total = (self.total + int.from_bytes(row_hash, "big")) % (1 << 128)
         self.count += 1
