@@ -4,12 +4,13 @@ A replay applies the same handlers as the live projection (LedgerTables) to
 this sink instead of to SQL, then writes every table in bulk: one statement
 per event is what makes a replay slow, not the events. History rows that
 close are written out in chunks as they go, so memory holds little more
-than the current state.
+than the current state: rows are plain lists in column order, and the same
+id, kind or selector text is kept once however many rows name it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
@@ -25,32 +26,33 @@ class MemoryTable:
 
     def __init__(self, table: Table, key: tuple[str, ...], indexed: tuple[str, ...] = ()) -> None:
         self.table = table
-        self.key = key
         self.columns = [column.name for column in table.columns]
-        self.rows: dict[tuple, dict[str, Any]] = {}
-        self.indexes: dict[str, dict[Any, set[tuple]]] = {c: {} for c in indexed}
+        self.at = {name: number for number, name in enumerate(self.columns)}
+        self.key = key
+        self.key_at = [self.at[c] for c in key]
+        self.rows: dict[tuple, list[Any]] = {}
+        self.indexes: dict[int, dict[Any, set[tuple]]] = {self.at[c]: {} for c in indexed}
 
-    def add(self, row: dict[str, Any]) -> None:
-        full = {column: row.get(column) for column in self.columns}
-        key = tuple(full[c] for c in self.key)
-        self.rows[key] = full
-        for column, index in self.indexes.items():
-            index.setdefault(full[column], set()).add(key)
+    def add(self, row: list[Any]) -> None:
+        key = tuple(row[n] for n in self.key_at)
+        self.rows[key] = row
+        for number, index in self.indexes.items():
+            index.setdefault(row[number], set()).add(key)
 
-    def remove(self, key: tuple) -> dict[str, Any]:
+    def remove(self, key: tuple) -> list[Any]:
         row = self.rows.pop(key)
-        for column, index in self.indexes.items():
-            index[row[column]].discard(key)
+        for number, index in self.indexes.items():
+            index[row[number]].discard(key)
         return row
 
     def matching(self, where: dict[str, Any]) -> list[tuple]:
         if tuple(where) == self.key:
             key = tuple(where[c] for c in self.key)
             return [key] if key in self.rows else []
-        column = next((c for c in where if c in self.indexes), None)
-        candidates = self.indexes[column].get(where[column], ()) if column else self.rows
-        return [k for k in list(candidates)
-                if all(self.rows[k][c] == v for c, v in where.items())]
+        wanted = [(self.at[c], v) for c, v in where.items()]
+        indexed = next(((n, v) for n, v in wanted if n in self.indexes), None)
+        candidates = self.indexes[indexed[0]].get(indexed[1], ()) if indexed else self.rows
+        return [k for k in list(candidates) if all(self.rows[k][n] == v for n, v in wanted)]
 
 
 class MemorySink:
@@ -61,10 +63,11 @@ class MemorySink:
 
         self.s = schema
         self.connection = connection
+        self.texts: dict[str, str] = {}
         self.written: dict[str, Digest] = {t.name: Digest() for t in schema.digest_tables()}
-        self.closed: dict[Table, list[dict[str, Any]]] = {}
+        self.closed: dict[str, list[list[Any]]] = {}
         self.tables = {
-            t.table.name: t for t in (
+            memory.table.name: memory for memory in (
                 MemoryTable(schema.resources, ("id",)),
                 MemoryTable(schema.holders, ("id",)),
                 MemoryTable(schema.grants, ("holder_id", "kind", "selector"), ("holder_id",)),
@@ -82,14 +85,23 @@ class MemorySink:
     def of(self, table: Table) -> MemoryTable:
         return self.tables[table.name]
 
+    def row(self, memory: MemoryTable, values: dict[str, Any]) -> list[Any]:
+        """A row in column order, with every text kept once."""
+        texts = self.texts
+        return [texts.setdefault(v, v) if isinstance(v, str) else v
+                for v in (values.get(c) for c in memory.columns)]
+
     def insert(self, table: Table, rows: Any) -> None:
-        for row in [rows] if isinstance(rows, dict) else rows:
-            self.of(table).add(row)
+        memory = self.of(table)
+        for values in [rows] if isinstance(rows, dict) else rows:
+            memory.add(self.row(memory, values))
 
     def update(self, table: Table, where: dict, values: dict) -> None:
         memory = self.of(table)
         for key in memory.matching(where):
-            memory.rows[key].update(values)
+            row = memory.rows[key]
+            for column, value in values.items():
+                row[memory.at[column]] = value
 
     def delete(self, table: Table, where: dict) -> None:
         memory = self.of(table)
@@ -98,46 +110,55 @@ class MemorySink:
 
     def close(self, table: Table, position: int, where: dict) -> None:
         memory = self.of(table)
-        done = self.closed.setdefault(table, [])
+        done = self.closed.setdefault(table.name, [])
+        end = memory.at["to_position"]
         for key in memory.matching(where):
             row = memory.remove(key)
-            row["to_position"] = position
+            row[end] = position
             done.append(row)
         if len(done) >= CHUNK:
-            self.write(table, done)
+            self.write(memory, done)
             done.clear()
 
     def copy_state(self, holder_id: str, position: int) -> None:
-        holder = self.of(self.s.holders).rows[(holder_id,)]
-        state = {name: holder[name] for name in HOLDER_STATE}
-        self.of(self.s.holder_history).add(
-            {"holder_id": holder_id, **state, "from_position": position})
+        holders = self.of(self.s.holders)
+        holder = holders.rows[(holder_id,)]
+        state = {name: holder[holders.at[name]] for name in HOLDER_STATE}
+        history = self.of(self.s.holder_history)
+        history.add(self.row(history, {"holder_id": holder_id, **state,
+                                       "from_position": position}))
 
     def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]:
-        row = self.of(self.s.resources).rows[(resource_id,)]
-        row.update(values)
-        return row["kind"], row["name"]
+        self.update(self.s.resources, {"id": resource_id}, values)
+        resources = self.of(self.s.resources)
+        row = resources.rows[(resource_id,)]
+        return row[resources.at["kind"]], row[resources.at["name"]]
 
     def finish(self) -> None:
         """Write every row still in memory."""
-        for table, rows in self.closed.items():
-            self.write(table, rows)
+        for name, rows in self.closed.items():
+            self.write(self.tables[name], rows)
         for memory in self.tables.values():
-            self.write(memory.table, list(memory.rows.values()))
+            self.write(memory, memory.rows.values())
 
-    def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Insert rows as plain tuples through the driver: building one
-        statement per row is most of what a bulk insert costs otherwise."""
-        columns = [column.name for column in table.columns]
-        values = [tuple(row[c] for c in columns) for row in rows]
-        digest = self.written[table.name]
-        for row in values:
-            digest.add(row)
+    def write(self, memory: MemoryTable, rows: Iterable[list[Any]]) -> None:
+        """Insert rows as plain tuples through the driver, a chunk at a time:
+        building one statement per row is most of what a bulk insert costs
+        otherwise. Each row also goes into the table's digest."""
+        digest = self.written[memory.table.name]
         marker = "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
-        statement = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                     f"VALUES ({', '.join([marker] * len(columns))})")
-        for start in range(0, len(values), CHUNK):
-            self.connection.exec_driver_sql(statement, values[start:start + CHUNK])
+        statement = (f"INSERT INTO {memory.table.name} ({', '.join(memory.columns)}) "
+                     f"VALUES ({', '.join([marker] * len(memory.columns))})")
+        chunk: list[tuple] = []
+        for row in rows:
+            values = tuple(row)
+            digest.add(values)
+            chunk.append(values)
+            if len(chunk) == CHUNK:
+                self.connection.exec_driver_sql(statement, chunk)
+                chunk = []
+        if chunk:
+            self.connection.exec_driver_sql(statement, chunk)
 
     def digests(self) -> dict[str, str]:
         return {name: digest.hex() for name, digest in self.written.items()}
