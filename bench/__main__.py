@@ -14,10 +14,17 @@ SUITES = {"core": core.run, "audit": audit.run}
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="about a minute: fewer samples, smaller stores")
-    parser.add_argument("--only", choices=sorted(SUITES), action="append",
-                        help="run only this suite (may be given twice)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="about a minute: fewer samples, smaller stores",
+    )
+    parser.add_argument(
+        "--only",
+        choices=sorted(SUITES),
+        action="append",
+        help="run only this suite (may be given twice)",
+    )
     args = parser.parse_args()
     figures = []
     for name in args.only or list(SUITES):

@@ -21,19 +21,31 @@ from pathlib import Path
 from bench.core import HISTORY, MASTER_KEY, ROOT, Client, Figure, Server
 
 TOOL = ROOT.parent / "shared" / "tools" / "make_org_history.py"
-CACHE = Path(os.environ.get("ACCESSLEDGER_BENCH_DIR",
-                            Path.home() / ".cache" / "accessledger-bench"))
+CACHE = Path(
+    os.environ.get(
+        "ACCESSLEDGER_BENCH_DIR", Path.home() / ".cache" / "accessledger-bench"
+    )
+)
 LARGE = {"keys": "100000", "ops": "830000", "seed": "11"}
 
 
-def measured(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float]:
+def measured(
+    argv: list[str], stdout: int | None = subprocess.DEVNULL
+) -> tuple[float, float]:
     """Run `accessledger ARGV` in a fresh process: seconds, and its peak RSS in MB."""
-    runner = ("import resource, sys; from api.cli import main; code = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-              "sys.exit(code)")
+    runner = (
+        "import resource, sys; from api.cli import main; code = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+        "sys.exit(code)"
+    )
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", runner, *argv], stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", runner, *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"accessledger {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
@@ -51,21 +63,51 @@ def large_store() -> tuple[str, Path]:
     for stale in CACHE.glob("large*"):
         stale.unlink()
     with open(history, "w", encoding="utf-8") as out:
-        subprocess.run([sys.executable, str(TOOL), *sum(([f"--{k}", v] for k, v in LARGE.items()), [])],
-                       stdout=out, check=True)
-    print(f"building the large store in {database} (about 15 minutes, once)", file=sys.stderr)
-    measured(["apply", str(history), "--database", url, "--no-progress",
-              "--refs-out", str(CACHE / "large.refs.json"),
-              "--secrets-out", str(CACHE / "large.secrets.jsonl")])
+        subprocess.run(
+            [
+                sys.executable,
+                str(TOOL),
+                *sum(([f"--{k}", v] for k, v in LARGE.items()), []),
+            ],
+            stdout=out,
+            check=True,
+        )
+    print(
+        f"building the large store in {database} (about 15 minutes, once)",
+        file=sys.stderr,
+    )
+    measured(
+        [
+            "apply",
+            str(history),
+            "--database",
+            url,
+            "--no-progress",
+            "--refs-out",
+            str(CACHE / "large.refs.json"),
+            "--secrets-out",
+            str(CACHE / "large.secrets.jsonl"),
+        ]
+    )
     (CACHE / "large.done").write_text("built\n")
     return url, history
 
 
 def small_store(folder: Path) -> tuple[str, Path]:
     url = f"sqlite:///{folder / 'small.db'}"
-    measured(["apply", str(HISTORY), "--database", url, "--no-progress",
-              "--refs-out", str(folder / "small.refs.json"),
-              "--secrets-out", str(folder / "small.secrets.jsonl")])
+    measured(
+        [
+            "apply",
+            str(HISTORY),
+            "--database",
+            url,
+            "--no-progress",
+            "--refs-out",
+            str(folder / "small.refs.json"),
+            "--secrets-out",
+            str(folder / "small.secrets.jsonl"),
+        ]
+    )
     return url, HISTORY
 
 
@@ -74,7 +116,9 @@ def event_count(url: str) -> int:
 
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as connection:
-        count = connection.exec_driver_sql("SELECT max(id) FROM accessledger_events").scalar()
+        count = connection.exec_driver_sql(
+            "SELECT max(id) FROM accessledger_events"
+        ).scalar()
     engine.dispose()
     return int(count or 0)
 
@@ -88,16 +132,23 @@ def as_of_latency(url: str, samples: int) -> tuple[float, float, int]:
 
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as connection:
-        keys = list(connection.exec_driver_sql(
-            "SELECT id, seq FROM ledger_holders WHERE type = 'key'"))
-        head = connection.exec_driver_sql("SELECT max(position) FROM ledger_commits").scalar()
+        keys = list(
+            connection.exec_driver_sql(
+                "SELECT id, seq FROM ledger_holders WHERE type = 'key'"
+            )
+        )
+        head = connection.exec_driver_sql(
+            "SELECT max(position) FROM ledger_commits"
+        ).scalar()
     engine.dispose()
 
     chance = random.Random(5)
     questions = []
     for _ in range(samples):
         key_id, created = chance.choice(keys)
-        questions.append(f"/v1/keys/{key_id}/access?position={chance.randint(created, head)}")
+        questions.append(
+            f"/v1/keys/{key_id}/access?position={chance.randint(created, head)}"
+        )
 
     started = time.perf_counter()
     server = Server(url)
@@ -120,16 +171,33 @@ def run(quick: bool) -> list[Figure]:
         events = event_count(url)
         label = f"{events:,} events"
 
-        seconds, peak = measured(["audit", "replay", "--database", url, "--no-progress", "--verify"])
-        figures.append(Figure(f"replay with digests, {label}", events / seconds, "events/s",
-                              ">= 20000", events / seconds >= 20000))
+        seconds, peak = measured(
+            ["audit", "replay", "--database", url, "--no-progress", "--verify"]
+        )
+        figures.append(
+            Figure(
+                f"replay with digests, {label}",
+                events / seconds,
+                "events/s",
+                ">= 20000",
+                events / seconds >= 20000,
+            )
+        )
         figures.append(Figure("replay peak RSS", peak, "MB", "<= 500", peak <= 500))
 
         median, start_up, answered = as_of_latency(url, 60 if quick else 300)
-        figures.append(Figure(f"as-of key access median ({answered} asked)", median, "ms",
-                              "<= 20", median <= 20))
-        figures.append(Figure(f"server start-up, {label}", start_up, "s", "<= 10",
-                              start_up <= 10))
+        figures.append(
+            Figure(
+                f"as-of key access median ({answered} asked)",
+                median,
+                "ms",
+                "<= 20",
+                median <= 20,
+            )
+        )
+        figures.append(
+            Figure(f"server start-up, {label}", start_up, "s", "<= 10", start_up <= 10)
+        )
 
         seconds, peak = measured(["audit", "export", "--database", url])
         figures.append(Figure(f"export, {label}", seconds, "s", "<= 60", seconds <= 60))

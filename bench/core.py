@@ -23,7 +23,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 HISTORY = ROOT.parent / "shared" / "data" / "org" / "history.jsonl"
 POSTGRES_ADMIN_URL = os.environ.get(
-    "ACCESSLEDGER_BENCH_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    "ACCESSLEDGER_BENCH_POSTGRES_ADMIN",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
 )
 BENCH_DATABASE = "accessledger_bench"
 MASTER_KEY = "bench-master-key"
@@ -38,7 +39,9 @@ class Figure:
     met: bool | None = None
 
 
-def apply_history(url: str, lines: list[str]) -> tuple[float, dict[str, str], dict[str, str]]:
+def apply_history(
+    url: str, lines: list[str]
+) -> tuple[float, dict[str, str], dict[str, str]]:
     """Play operations in-process, as `accessledger apply` does; ops/s, refs, secrets."""
     from api.cli import play_all
     from api.history import HistoryPlayer, LocalBackend
@@ -52,7 +55,9 @@ def apply_history(url: str, lines: list[str]) -> tuple[float, dict[str, str], di
     elapsed = time.perf_counter() - started
     ledger.close()
     if failure is not None:
-        raise SystemExit(f"the history failed to apply at line {failure[0]}: {failure[1]}")
+        raise SystemExit(
+            f"the history failed to apply at line {failure[0]}: {failure[1]}"
+        )
     return len(lines) / elapsed, player.refs, player.secrets
 
 
@@ -78,9 +83,19 @@ class Server:
         self.port = free_port()
         environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": MASTER_KEY}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port),
-             "--database", url],
-            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--database",
+                url,
+            ],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.wait_until_up()
 
@@ -117,9 +132,14 @@ class Client:
 
     def __init__(self, port: int, token: str) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port)
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        }
 
-    def timed(self, method: str, path: str, body: Any = None, token: str | None = None) -> float:
+    def timed(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> float:
         headers = dict(self.headers)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -137,7 +157,9 @@ class Client:
         self.connection.close()
 
 
-def latency_runs(run: Callable[[], float], count: int, runs: int = 3) -> tuple[float, float]:
+def latency_runs(
+    run: Callable[[], float], count: int, runs: int = 3
+) -> tuple[float, float]:
     """Median and p99 in ms: the median over `runs` runs of each run's figure."""
     medians, p99s = [], []
     for _ in range(runs):
@@ -162,16 +184,24 @@ def key_with_models(url: str, wanted: int) -> tuple[str, int]:
     return best, best_count
 
 
-def measure_server(url: str, refs: dict[str, str], secrets: dict[str, str],
-                   count: int, label: str) -> list[Figure]:
-    models = [json.loads(line)["name"] for line in HISTORY.read_text().splitlines()[:4877]
-              if '"kind": "model"' in line]
+def measure_server(
+    url: str, refs: dict[str, str], secrets: dict[str, str], count: int, label: str
+) -> list[Figure]:
+    models = [
+        json.loads(line)["name"]
+        for line in HISTORY.read_text().splitlines()[:4877]
+        if '"kind": "model"' in line
+    ]
     key_ids = [refs[ref] for ref in secrets if ref in refs]
     chance = random.Random(7)
-    checks = [{"key_id": chance.choice(key_ids), "kind": "model", "name": chance.choice(models)}
-              for _ in range(count)]
+    checks = [
+        {"key_id": chance.choice(key_ids), "kind": "model", "name": chance.choice(models)}
+        for _ in range(count)
+    ]
     busy_key, model_count = key_with_models(url, 500)
-    busy_secret = next(secrets[r] for r, i in refs.items() if i == busy_key and r in secrets)
+    busy_secret = next(
+        secrets[r] for r, i in refs.items() if i == busy_key and r in secrets
+    )
 
     server = Server(url)
     try:
@@ -181,9 +211,12 @@ def measure_server(url: str, refs: dict[str, str], secrets: dict[str, str],
         items = iter(checks * 3)
         floor, _ = latency_runs(lambda: client.timed("GET", "/healthz"), count)
         check_median, check_p99 = latency_runs(
-            lambda: client.timed("POST", "/v1/check", next(items)), count)
+            lambda: client.timed("POST", "/v1/check", next(items)), count
+        )
         models_median, _ = latency_runs(
-            lambda: client.timed("GET", "/v1/models", token=busy_secret), max(50, count // 20))
+            lambda: client.timed("GET", "/v1/models", token=busy_secret),
+            max(50, count // 20),
+        )
         client.close()
         rss = server.memory_kib("VmHWM") / 1024
     finally:
@@ -191,12 +224,24 @@ def measure_server(url: str, refs: dict[str, str], secrets: dict[str, str],
 
     return [
         Figure(f"{label}: no-op route median (floor)", floor, "ms", "-"),
-        Figure(f"{label}: POST /v1/check median", check_median, "ms", "<= 1",
-               check_median <= 1.0),
+        Figure(
+            f"{label}: POST /v1/check median",
+            check_median,
+            "ms",
+            "<= 1",
+            check_median <= 1.0,
+        ),
         Figure(f"{label}: POST /v1/check p99", check_p99, "ms", "<= 5", check_p99 <= 5.0),
-        Figure(f"{label}: GET /v1/models median ({model_count} models)", models_median,
-               "ms", "<= 5", models_median <= 5.0),
-        Figure(f"{label}: server peak RSS, history loaded", rss, "MB", "<= 300", rss <= 300),
+        Figure(
+            f"{label}: GET /v1/models median ({model_count} models)",
+            models_median,
+            "ms",
+            "<= 5",
+            models_median <= 5.0,
+        ),
+        Figure(
+            f"{label}: server peak RSS, history loaded", rss, "MB", "<= 300", rss <= 300
+        ),
     ]
 
 
@@ -208,19 +253,29 @@ def run(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory() as folder:
         sqlite_url = f"sqlite:///{folder}/bench.db"
         rate, refs, secrets = apply_history(sqlite_url, lines)
-        figures.append(Figure("apply org history, SQLite", rate, "ops/s", ">= 1000",
-                              rate >= 1000))
+        figures.append(
+            Figure("apply org history, SQLite", rate, "ops/s", ">= 1000", rate >= 1000)
+        )
 
         postgres_url = fresh_postgres_url()
         postgres_lines = lines[:8000] if quick else lines
         pg_rate, pg_refs, pg_secrets = apply_history(postgres_url, postgres_lines)
         scope = "first 8,000 ops" if quick else "whole history"
-        figures.append(Figure(f"apply org history, PostgreSQL ({scope})", pg_rate, "ops/s",
-                              ">= 500", pg_rate >= 500))
+        figures.append(
+            Figure(
+                f"apply org history, PostgreSQL ({scope})",
+                pg_rate,
+                "ops/s",
+                ">= 500",
+                pg_rate >= 500,
+            )
+        )
 
         figures += measure_server(sqlite_url, refs, secrets, count, "SQLite")
         if not quick:
-            figures += measure_server(postgres_url, pg_refs, pg_secrets, count, "PostgreSQL")
+            figures += measure_server(
+                postgres_url, pg_refs, pg_secrets, count, "PostgreSQL"
+            )
     return figures
 
 
@@ -229,5 +284,7 @@ def print_table(figures: list[Figure]) -> None:
     print(f"{'measure'.ljust(width)}  {'value':>10}  unit    target     met")
     for figure in figures:
         met = "-" if figure.met is None else ("yes" if figure.met else "NO")
-        print(f"{figure.name.ljust(width)}  {figure.value:10.3f}  {figure.unit:<6}  "
-              f"{figure.target:<9}  {met}")
+        print(
+            f"{figure.name.ljust(width)}  {figure.value:10.3f}  {figure.unit:<6}  "
+            f"{figure.target:<9}  {met}"
+        )

@@ -34,15 +34,26 @@ def story(client: Any) -> dict[str, Any]:
     group, then the direct grant: one interval, then none."""
     ok(client.put("/v1/catalog/model/gpt-4o"))
     ok(client.put("/v1/catalog/model/o1"))
-    group = ok(client.post("/v1/access-groups", json={"name": "Prod", "grants": {"model": ["gpt-4o"]}}))
+    group = ok(
+        client.post(
+            "/v1/access-groups", json={"name": "Prod", "grants": {"model": ["gpt-4o"]}}
+        )
+    )
     key = ok(client.post("/v1/keys", json={"alias": "svc"}))
     moments: dict[str, int] = {}
-    moments["attached"] = ok(client.put(f"/v1/keys/{key['id']}/access-groups/{group['id']}"))["position"]
-    moments["granted"] = ok(client.patch(f"/v1/keys/{key['id']}", json={"add": {"model": ["gpt-4o"]}}))["position"]
+    moments["attached"] = ok(
+        client.put(f"/v1/keys/{key['id']}/access-groups/{group['id']}")
+    )["position"]
+    moments["granted"] = ok(
+        client.patch(f"/v1/keys/{key['id']}", json={"add": {"model": ["gpt-4o"]}})
+    )["position"]
     ok(client.patch(f"/v1/access-groups/{group['id']}", json={"name": "Production"}))
-    moments["detached"] = ok(client.delete(f"/v1/keys/{key['id']}/access-groups/{group['id']}"))["position"]
-    moments["revoked"] = ok(client.patch(f"/v1/keys/{key['id']}",
-                                         json={"remove": {"model": ["gpt-4o"]}}))["position"]
+    moments["detached"] = ok(
+        client.delete(f"/v1/keys/{key['id']}/access-groups/{group['id']}")
+    )["position"]
+    moments["revoked"] = ok(
+        client.patch(f"/v1/keys/{key['id']}", json={"remove": {"model": ["gpt-4o"]}})
+    )["position"]
     return {"group": group, "key": key, "moments": moments}
 
 
@@ -56,14 +67,22 @@ def test_grant_intervals_survive_a_second_reason(client: Any, story: dict) -> No
     assert interval["granted_position"] == moments["attached"]
     assert interval["revoked_position"] == moments["revoked"]
     assert interval["ended_by"] == "change"
-    assert [(r["source"], r["holder_name"]) for r in interval["reasons"]] == [("key_group", "Prod")]
+    assert [(r["source"], r["holder_name"]) for r in interval["reasons"]] == [
+        ("key_group", "Prod")
+    ]
 
 
 def test_who_ever_could_use_a_resource(client: Any, story: dict) -> None:
-    other = ok(client.post("/v1/keys", json={"alias": "late", "grants": {"model": ["gpt-*"]}}))
-    items = ok(client.get("/v1/audit/grants", params={"kind": "model", "name": "gpt-4o"}))["items"]
+    other = ok(
+        client.post("/v1/keys", json={"alias": "late", "grants": {"model": ["gpt-*"]}})
+    )
+    items = ok(
+        client.get("/v1/audit/grants", params={"kind": "model", "name": "gpt-4o"})
+    )["items"]
     assert [(i["key_id"], i["ended_by"]) for i in items] == [
-        (story["key"]["id"], "change"), (other["id"], None)]
+        (story["key"]["id"], "change"),
+        (other["id"], None),
+    ]
     assert items[1]["reasons"][0]["selector"] == "gpt-*"
     assert client.get("/v1/audit/grants").status_code == 400
 
@@ -72,7 +91,9 @@ def test_an_interval_ended_by_expiry_ends_at_expires_at(client: Any) -> None:
     ok(client.put("/v1/catalog/model/m"))
     key = ok(client.post("/v1/keys", json={"alias": "short", "grants": {"model": ["m"]}}))
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
-    position = ok(client.patch(f"/v1/keys/{key['id']}", json={"expires_at": expires}))["position"]
+    position = ok(client.patch(f"/v1/keys/{key['id']}", json={"expires_at": expires}))[
+        "position"
+    ]
     time.sleep(2.5)
 
     items = ok(client.get("/v1/audit/grants", params={"key_id": key["id"]}))["items"]
@@ -84,20 +105,39 @@ def test_an_interval_ended_by_expiry_ends_at_expires_at(client: Any) -> None:
 
 def test_the_past_answers_with_the_names_of_then(client: Any, story: dict) -> None:
     key, moments = story["key"], story["moments"]
-    then = ok(client.post("/v1/check", json={"key_id": key["id"], "kind": "model",
-                                             "name": "gpt-4o", "position": moments["granted"]}))
+    then = ok(
+        client.post(
+            "/v1/check",
+            json={
+                "key_id": key["id"],
+                "kind": "model",
+                "name": "gpt-4o",
+                "position": moments["granted"],
+            },
+        )
+    )
     assert then["allowed"]
     assert {(r["source"], r["holder_name"]) for r in then["reasons"]} == {
-        ("key", "svc"), ("key_group", "Prod")}
+        ("key", "svc"),
+        ("key_group", "Prod"),
+    }
 
-    later = ok(client.get(f"/v1/keys/{key['id']}/access",
-                          params={"position": moments["detached"], "kind": "model"}))
+    later = ok(
+        client.get(
+            f"/v1/keys/{key['id']}/access",
+            params={"position": moments["detached"], "kind": "model"},
+        )
+    )
     assert later["as_of"] == moments["detached"]
     assert [r["name"] for r in later["resources"]["model"]] == ["gpt-4o"]
 
     moment = datetime.now(timezone.utc).isoformat()
-    now = ok(client.post("/v1/check", json={"key_id": key["id"], "kind": "model",
-                                            "name": "gpt-4o", "at": moment}))
+    now = ok(
+        client.post(
+            "/v1/check",
+            json={"key_id": key["id"], "kind": "model", "name": "gpt-4o", "at": moment},
+        )
+    )
     assert now["denied_because"] == "no_grant"
     assert now["position"] == ok(client.get("/readyz"))["position"]
 
@@ -109,11 +149,17 @@ def test_the_event_log_pages_and_filters(client: Any, story: dict) -> None:
 
     first = ok(client.get("/v1/audit/events", params={"limit": 3}))
     assert [e["position"] for e in first["items"]] == positions[:3]
-    rest = ok(client.get("/v1/audit/events", params={"after": first["next_after"], "limit": 1000}))
+    rest = ok(
+        client.get(
+            "/v1/audit/events", params={"after": first["next_after"], "limit": 1000}
+        )
+    )
     assert [e["position"] for e in rest["items"]] == positions[3:]
     assert rest["next_after"] is None
 
-    mine = ok(client.get("/v1/audit/events", params={"holder": story["key"]["id"]}))["items"]
+    mine = ok(client.get("/v1/audit/events", params={"holder": story["key"]["id"]}))[
+        "items"
+    ]
     assert [e["type"] for e in mine][:2] == ["Key.Created", "Key.GroupAttached"]
     assert {e["actor"] for e in mine} == {"master"}
     assert set(mine[0]) == {"position", "type", "holder", "at", "actor", "reason", "data"}
@@ -132,32 +178,49 @@ def test_export_round_trips(client: Any, story: dict) -> None:
     assert [(int(row[0]), row[1]) for row in table[1:]] == expected
 
     middle = expected[2][0]
-    window = client.get("/v1/audit/export", params={"from": middle, "to": middle + 2}).text
+    window = client.get(
+        "/v1/audit/export", params={"from": middle, "to": middle + 2}
+    ).text
     assert [json.loads(line)["position"] for line in window.splitlines()] == [
-        p for p, _ in expected if middle < p <= middle + 2]
+        p for p, _ in expected if middle < p <= middle + 2
+    ]
 
 
-def test_replay_matches_and_catches_a_tampered_row(client: Any, ledger: Ledger,
-                                                   story: dict) -> None:
+def test_replay_matches_and_catches_a_tampered_row(
+    client: Any, ledger: Ledger, story: dict
+) -> None:
     report = ok(client.post("/v1/audit/replay", json={}))
     assert report["matches"] and report["digest"] == report["live_digest"]
     assert report["events"] == report["position"] > 0
 
-    early = ok(client.post("/v1/audit/replay", json={"until_position": story["moments"]["granted"]}))
+    early = ok(
+        client.post(
+            "/v1/audit/replay", json={"until_position": story["moments"]["granted"]}
+        )
+    )
     assert early["matches"]
 
     key_id = story["key"]["id"]
     with ledger.engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO ledger_grants (holder_id, kind, selector) VALUES (:k, 'model', 'o1')"),
-            {"k": key_id})
+        connection.execute(
+            text(
+                "INSERT INTO ledger_grants (holder_id, kind, selector) "
+                "VALUES (:k, 'model', 'o1')"
+            ),
+            {"k": key_id},
+        )
     tampered = ok(client.post("/v1/audit/replay", json={}))
     assert not tampered["matches"]
-    assert {"table": "ledger_grants", "only_in": "live",
-            "row": [key_id, "model", "o1"]} in tampered["differences"]
+    assert {
+        "table": "ledger_grants",
+        "only_in": "live",
+        "row": [key_id, "model", "o1"],
+    } in tampered["differences"]
 
 
-def test_rebuild_in_place_keeps_every_answer(client: Any, ledger: Ledger, story: dict) -> None:
+def test_rebuild_in_place_keeps_every_answer(
+    client: Any, ledger: Ledger, story: dict
+) -> None:
     key_id = story["key"]["id"]
     before = ok(client.get(f"/v1/keys/{key_id}/access"))
     done = switch_over(ledger)
@@ -189,7 +252,7 @@ def test_the_org_history_answers_about_its_own_past(sqlite_url: str) -> None:
     try:
         for start in range(0, len(lines), 500):
             with ledger.batch():
-                for line in lines[start:start + 500]:
+                for line in lines[start : start + 500]:
                     op = json.loads(line)
                     player.play(op)
                     if op["op"] == "checkpoint":
@@ -202,7 +265,9 @@ def test_the_org_history_answers_about_its_own_past(sqlite_url: str) -> None:
                 key = past.key(key_id)
                 past.catalog(KINDS)
                 moment = committed_at(connection, position)
-                then = {kind: sorted(past.index.access(key, kind, moment)) for kind in KINDS}
+                then = {
+                    kind: sorted(past.index.access(key, kind, moment)) for kind in KINDS
+                }
                 assert then == live, (position, key_id)
         assert replay(AuditLog(ledger.app, ledger.engine), ledger.engine).matches
     finally:
@@ -214,7 +279,10 @@ def sample_answers(ledger: Ledger, player: HistoryPlayer, chance: random.Random)
     live = [k for k in keys if k is not None and not k.deleted]
     now = time.time()
     return [
-        (ledger.index.position, key.id,
-         {kind: sorted(ledger.index.access(key, kind, now)) for kind in KINDS})
+        (
+            ledger.index.position,
+            key.id,
+            {kind: sorted(ledger.index.access(key, kind, now)) for kind in KINDS},
+        )
         for key in chance.sample(live, min(25, len(live)))
     ]

@@ -19,15 +19,22 @@ def world(client: Any) -> dict[str, str]:
     client.put("/v1/catalog/model/gpt-4o")
     client.put("/v1/catalog/model/old")
     client.delete("/v1/catalog/model/old")
-    group = client.post("/v1/access-groups", json={"name": "Prod", "grants": {"model": ["gpt-4o"]}})
+    group = client.post(
+        "/v1/access-groups", json={"name": "Prod", "grants": {"model": ["gpt-4o"]}}
+    )
     team = client.post("/v1/teams", json={"name": "Web"})
     key = client.post("/v1/keys", json={"alias": "svc", "team_id": team.json()["id"]})
     client.post("/v1/access-groups", json={"name": "Other"})
-    return {"group": group.json()["id"], "team": team.json()["id"],
-            "key": key.json()["id"], "secret": key.json()["secret"]}
+    return {
+        "group": group.json()["id"],
+        "team": team.json()["id"],
+        "key": key.json()["id"],
+        "secret": key.json()["secret"],
+    }
 
 
-# (method, path, body or raw bytes, expected status); {group}, {team}, {key} are filled in.
+# (method, path, body or raw bytes, expected status);
+# {group}, {team} and {key} in a path are filled in.
 CASES: list[tuple[str, str, Any, int]] = [
     # catalog
     ("PUT", "/v1/catalog/tool/x", None, 400),
@@ -50,7 +57,12 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/catalog/sync", {"kind": "model", "names": ["ok", ""]}, 422),
     ("POST", "/v1/catalog/sync", {"kind": "model", "names": ["a\x07"]}, 422),
     ("POST", "/v1/catalog/sync", {"kind": "model"}, 400),
-    ("POST", "/v1/catalog/sync", {"kind": "model", "names": [], "retire_missing": "yes"}, 400),
+    (
+        "POST",
+        "/v1/catalog/sync",
+        {"kind": "model", "names": [], "retire_missing": "yes"},
+        400,
+    ),
     # access groups
     ("POST", "/v1/access-groups", b"{bad json", 400),
     ("POST", "/v1/access-groups", b'{"name": "\xff\xfe"}', 400),
@@ -100,8 +112,12 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/keys", {"alias": "k", "expires_at": "9999-12-31T23:59:59-01:00"}, 400),
     ("POST", "/v1/keys", {"alias": "k", "expires_at": "2030-W01-1T00:00:00Z"}, 400),
     ("POST", "/v1/keys", {"alias": "k", "expires_at": "2030-02-30T00:00:00Z"}, 400),
-    ("POST", "/v1/keys", {"alias": "k", "grants": {"model": [f"m{n}*" for n in range(1001)]}},
-     400),
+    (
+        "POST",
+        "/v1/keys",
+        {"alias": "k", "grants": {"model": [f"m{n}*" for n in range(1001)]}},
+        400,
+    ),
     ("POST", "/v1/keys", {"alias": "k", "restrict": {"model": ["nope"]}}, 422),
     ("POST", "/v1/keys", {"alias": "k", "access_groups": [UNKNOWN]}, 404),
     ("POST", "/v1/keys", {"alias": "k", "secret": "sk-mine"}, 400),
@@ -116,24 +132,64 @@ CASES: list[tuple[str, str, Any, int]] = [
     # questions
     ("POST", "/v1/check", {"key_id": "{key}", "kind": "tool", "name": "x"}, 400),
     ("POST", "/v1/check", {"kind": "model", "name": "gpt-4o"}, 400),
-    ("POST", "/v1/check", {"key_id": "{key}", "key": "sk-x", "kind": "model", "name": "x"}, 400),
+    (
+        "POST",
+        "/v1/check",
+        {"key_id": "{key}", "key": "sk-x", "kind": "model", "name": "x"},
+        400,
+    ),
     ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": ""}, 422),
-    ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": "gpt-4o",
-                           "at": "2999-01-01T00:00:00Z"}, 400),
-    ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": "gpt-4o",
-                           "at": "yesterday"}, 400),
-    ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": "gpt-4o",
-                           "position": 10**9}, 400),
-    ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": "gpt-4o",
-                           "position": -1}, 400),
-    ("POST", "/v1/check", {"key_id": "{key}", "kind": "model", "name": "gpt-4o",
-                           "position": 1, "at": "2020-01-01T00:00:00Z"}, 400),
+    (
+        "POST",
+        "/v1/check",
+        {
+            "key_id": "{key}",
+            "kind": "model",
+            "name": "gpt-4o",
+            "at": "2999-01-01T00:00:00Z",
+        },
+        400,
+    ),
+    (
+        "POST",
+        "/v1/check",
+        {"key_id": "{key}", "kind": "model", "name": "gpt-4o", "at": "yesterday"},
+        400,
+    ),
+    (
+        "POST",
+        "/v1/check",
+        {"key_id": "{key}", "kind": "model", "name": "gpt-4o", "position": 10**9},
+        400,
+    ),
+    (
+        "POST",
+        "/v1/check",
+        {"key_id": "{key}", "kind": "model", "name": "gpt-4o", "position": -1},
+        400,
+    ),
+    (
+        "POST",
+        "/v1/check",
+        {
+            "key_id": "{key}",
+            "kind": "model",
+            "name": "gpt-4o",
+            "position": 1,
+            "at": "2020-01-01T00:00:00Z",
+        },
+        400,
+    ),
     ("POST", "/v1/check", {"key_id": 5, "kind": "model", "name": "gpt-4o"}, 400),
     ("POST", "/v1/check", b"[", 400),
     ("POST", "/v1/check", b'{"key": "\\ud800", "kind": "model", "name": "x"}', 400),
     ("GET", "/v1/access-groups/", None, 404),
-    ("POST", "/v1/check/bulk", {"checks": [{"key_id": "{key}", "kind": "model",
-                                            "name": "gpt-4o"}] * 1001}, 400),
+    (
+        "POST",
+        "/v1/check/bulk",
+        {"checks": [{"key_id": "{key}", "kind": "model", "name": "gpt-4o"}] * 1001},
+        400,
+    ),
     ("POST", "/v1/check/bulk", {"checks": [{"kind": "model"}]}, 400),
     ("POST", "/v1/check/bulk", {"checks": {}}, 400),
     ("GET", "/v1/keys/{key}/access?kind=tool", None, 400),
@@ -150,27 +206,43 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("PUT", "/v1/catalog/model/%ED%A0%80", None, 400),
     ("GET", "/v1/who-can-use?kind=model&name=%C3", None, 400),
     ("POST", "/v1/access-groups", b'{"name": "' + b"a" * 5_000_000 + b'"}', 413),
-    ("POST", "/v1/access-groups", b'{"name": "G", "grants": {"model": ["\\ud800"]}}', 422),
+    (
+        "POST",
+        "/v1/access-groups",
+        b'{"name": "G", "grants": {"model": ["\\ud800"]}}',
+        422,
+    ),
     ("POST", "/v1/catalog", None, 405),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), CASES,
-                         ids=[f"{m} {p[:50]} {s}" for m, p, _, s in CASES])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    CASES,
+    ids=[f"{m} {p[:50]} {s}" for m, p, _, s in CASES],
+)
 def test_bad_input_changes_nothing(
     client: Any, ledger: Any, world: dict, method: str, path: str, body: Any, status: int
 ) -> None:
     path = path.format(**world)
     if isinstance(body, dict) and "key_id" in body:
-        body = {**body, "key_id": world["key"] if body["key_id"] == "{key}" else body["key_id"]}
+        body = {
+            **body,
+            "key_id": world["key"] if body["key_id"] == "{key}" else body["key_id"],
+        }
     elif isinstance(body, dict) and "checks" in body and isinstance(body["checks"], list):
-        body = {"checks": [{**c, "key_id": world["key"]} if "key_id" in c else c
-                           for c in body["checks"]]}
+        body = {
+            "checks": [
+                {**c, "key_id": world["key"]} if "key_id" in c else c
+                for c in body["checks"]
+            ]
+        }
     before = event_count(ledger)
 
     if isinstance(body, bytes):
-        response = client.request(method, path, content=body,
-                                  headers={"Content-Type": "application/json"})
+        response = client.request(
+            method, path, content=body, headers={"Content-Type": "application/json"}
+        )
     else:
         response = client.request(method, path, json=body)
 
@@ -182,9 +254,12 @@ def test_bad_input_changes_nothing(
 
 
 def test_admin_routes_need_an_admin_token(client: Any, world: dict) -> None:
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": f"Bearer {world['secret']}"},
-                    {"Authorization": "Basic abc"}):
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {world['secret']}"},
+        {"Authorization": "Basic abc"},
+    ):
         response = client.get("/v1/access-groups", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
@@ -199,8 +274,9 @@ def test_the_model_list_takes_only_key_secrets(client: Any, world: dict) -> None
 
 def test_a_long_reason_is_refused(client: Any, ledger: Any, world: dict) -> None:
     before = event_count(ledger)
-    response = client.post(f"/v1/keys/{world['key']}/block",
-                           headers={"X-Change-Reason": "r" * 1001})
+    response = client.post(
+        f"/v1/keys/{world['key']}/block", headers={"X-Change-Reason": "r" * 1001}
+    )
     assert response.status_code == 400
     assert event_count(ledger) == before
 
@@ -208,31 +284,42 @@ def test_a_long_reason_is_refused(client: Any, ledger: Any, world: dict) -> None
 def test_a_stale_version_is_refused(client: Any, ledger: Any, world: dict) -> None:
     before = event_count(ledger)
     for if_match, status in (("7", 412), ('"7"', 412), ("soon", 400)):
-        response = client.patch(f"/v1/access-groups/{world['group']}", json={"name": "P2"},
-                                headers={"If-Match": if_match})
+        response = client.patch(
+            f"/v1/access-groups/{world['group']}",
+            json={"name": "P2"},
+            headers={"If-Match": if_match},
+        )
         assert response.status_code == status
     assert event_count(ledger) == before
-    response = client.patch(f"/v1/access-groups/{world['group']}", json={"name": "P2"},
-                            headers={"If-Match": '"1"'})
+    response = client.patch(
+        f"/v1/access-groups/{world['group']}",
+        json={"name": "P2"},
+        headers={"If-Match": '"1"'},
+    )
     assert response.status_code == 200 and response.json()["version"] == 2
 
 
-def test_a_change_that_changes_nothing_records_nothing(client: Any, ledger: Any,
-                                                        world: dict) -> None:
+def test_a_change_that_changes_nothing_records_nothing(
+    client: Any, ledger: Any, world: dict
+) -> None:
     before = event_count(ledger)
     same = {"model": ["gpt-4o"]}
-    response = client.patch(f"/v1/access-groups/{world['group']}",
-                            json={"add": same, "remove": same})
+    response = client.patch(
+        f"/v1/access-groups/{world['group']}", json={"add": same, "remove": same}
+    )
     assert response.status_code == 200 and response.json()["version"] == 1
     assert event_count(ledger) == before
 
 
 def test_reasons_are_utf8(client: Any, world: dict) -> None:
     reason = "cost review — Q3, café"
-    response = client.post(f"/v1/keys/{world['key']}/block",
-                           headers={"X-Change-Reason": reason.encode()})
+    response = client.post(
+        f"/v1/keys/{world['key']}/block", headers={"X-Change-Reason": reason.encode()}
+    )
     assert response.status_code == 200
-    events = client.get("/v1/audit/events", params={"holder": world["key"]}).json()["items"]
+    events = client.get("/v1/audit/events", params={"holder": world["key"]}).json()[
+        "items"
+    ]
     assert events[-1]["reason"] == reason
 
 
@@ -241,7 +328,9 @@ def test_a_pattern_cannot_stall_the_service(client: Any) -> None:
     explode is answered at once."""
     client.put("/v1/catalog/model/" + "a" * 256)
     started = time.monotonic()
-    response = client.post("/v1/access-groups", json={
-        "name": "evil", "grants": {"model": ["*a*a*a*a*a*a*a*a*a*a*a*a*b"]}})
+    response = client.post(
+        "/v1/access-groups",
+        json={"name": "evil", "grants": {"model": ["*a*a*a*a*a*a*a*a*a*a*a*a*b"]}},
+    )
     assert response.status_code == 201
     assert time.monotonic() - started < 2

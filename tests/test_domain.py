@@ -53,7 +53,11 @@ BY = Change("tester", "unit test")
         ("bedrock/*/1-month-commitment/x", "bedrock/y/1-month-commitment/x", True),
         ("bedrock/us.*", "bedrock/us.amazon.nova-micro-v1:0", True),
         ("bedrock/us.*", "bedrock/usXamazon", False),
-        ("vertex_ai/claude-3-5-sonnet@20240620", "vertex_ai/claude-3-5-sonnet@20240620", True),
+        (
+            "vertex_ai/claude-3-5-sonnet@20240620",
+            "vertex_ai/claude-3-5-sonnet@20240620",
+            True,
+        ),
         ("données-*", "données-météo", True),
         ("DONNÉES-*", "données-météo", False),
         ("a.b", "axb", False),
@@ -160,9 +164,13 @@ def test_two_selectors_of_one_group_give_two_reasons() -> None:
 
 def test_no_grant_comes_before_restricted() -> None:
     nothing = [("key", "k", GrantSet(), None)]
-    assert decide_grants(nothing, {"model": []}, "model", "m").denied_because == "no_grant"
+    assert (
+        decide_grants(nothing, {"model": []}, "model", "m").denied_because == "no_grant"
+    )
     wide = [("key", "k", grant_set("*"), None)]
-    assert decide_grants(wide, {"model": ["n"]}, "model", "m").denied_because == "restricted"
+    assert (
+        decide_grants(wide, {"model": ["n"]}, "model", "m").denied_because == "restricted"
+    )
 
 
 def test_grants_of_one_kind_grant_nothing_of_another() -> None:
@@ -186,8 +194,13 @@ def pending(aggregate: object) -> list[str]:
 
 
 def test_a_group_records_only_real_changes() -> None:
-    group = AccessGroup(name="Prod", description="", grants={"model": ["a"]},
-                        actor=BY.actor, reason=BY.reason)
+    group = AccessGroup(
+        name="Prod",
+        description="",
+        grants={"model": ["a"]},
+        actor=BY.actor,
+        reason=BY.reason,
+    )
     assert pending(group) == ["Created"]
 
     group.add_grants({"model": ["a"], "mcp_server": [], "agent": []}, BY)
@@ -218,8 +231,17 @@ def test_events_carry_the_actor_and_the_reason() -> None:
 
 
 def test_attach_block_and_their_no_ops() -> None:
-    key = Key(alias="k", team_id=None, access_groups=["g1"], grants={}, restrict=None,
-              expires_at=None, secret_hash="0" * 64, actor="a", reason=None)
+    key = Key(
+        alias="k",
+        team_id=None,
+        access_groups=["g1"],
+        grants={},
+        restrict=None,
+        expires_at=None,
+        secret_hash="0" * 64,
+        actor="a",
+        reason=None,
+    )
     key.collect_events()
 
     key.attach_group("g1", BY)
@@ -235,8 +257,17 @@ def test_attach_block_and_their_no_ops() -> None:
 
 
 def test_restriction_and_expiry_record_only_changes() -> None:
-    key = Key(alias="k", team_id=None, access_groups=[], grants={}, restrict=None,
-              expires_at=None, secret_hash="0" * 64, actor="a", reason=None)
+    key = Key(
+        alias="k",
+        team_id=None,
+        access_groups=[],
+        grants={},
+        restrict=None,
+        expires_at=None,
+        secret_hash="0" * 64,
+        actor="a",
+        reason=None,
+    )
     key.collect_events()
     key.set_restriction(None, BY)
     key.set_expiry(None, BY)
@@ -247,8 +278,9 @@ def test_restriction_and_expiry_record_only_changes() -> None:
 
 
 def test_catalog_resources_retire_and_return() -> None:
-    resource = CatalogResource(kind="model", name="gpt-4o", description="",
-                               actor="a", reason=None)
+    resource = CatalogResource(
+        kind="model", name="gpt-4o", description="", actor="a", reason=None
+    )
     resource.collect_events()
     resource.register_again(None, BY)
     assert pending(resource) == []

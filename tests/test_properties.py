@@ -5,6 +5,7 @@ reference; and an index loaded from the factored tables equals the live one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,9 @@ class World:
         return items[number % len(items)] if items else None
 
     def run(self, op: tuple) -> None:
-        try:
+        # An operation the rules refuse is part of the test: it must change nothing.
+        with contextlib.suppress(LedgerError):
             getattr(self, "op_" + op[0])(*op[1:])
-        except LedgerError:
-            pass
 
     def op_register(self, kind: str, number: int) -> None:
         self.ledger.register_resource(kind, self.pick(NAMES[kind], number), None, BY)
@@ -102,7 +102,9 @@ class World:
 
     def op_create_group(self, grants: dict) -> None:
         self.counter += 1
-        self.groups.append(self.ledger.create_group(f"G{self.counter}", None, grants, BY)[0])
+        self.groups.append(
+            self.ledger.create_group(f"G{self.counter}", None, grants, BY)[0]
+        )
 
     def op_change_group(self, number: int, grants: dict, adding: bool) -> None:
         group = self.pick(self.groups, number) or "none"
@@ -117,7 +119,9 @@ class World:
     def op_create_team(self, number: int, grants: dict) -> None:
         self.counter += 1
         groups = [g for g in [self.pick(self.groups, number)] if g]
-        self.teams.append(self.ledger.create_team(f"T{self.counter}", groups, grants, BY)[0])
+        self.teams.append(
+            self.ledger.create_team(f"T{self.counter}", groups, grants, BY)[0]
+        )
 
     def op_delete_team(self, number: int) -> None:
         self.ledger.delete_team(self.pick(self.teams, number) or "none", BY)
@@ -151,12 +155,15 @@ class World:
         self.ledger.set_blocked(*self.holder(on_key, holder), blocking, BY)
 
     def op_restrict(self, number: int, restrict: dict | None) -> None:
-        self.ledger.update_key(self.pick(self.keys, number) or "none", BY, restrict=restrict)
+        self.ledger.update_key(
+            self.pick(self.keys, number) or "none", BY, restrict=restrict
+        )
 
     def op_expire(self, number: int, expired: bool) -> None:
         expiry = "2001-01-01T00:00:00Z" if expired else None
-        self.ledger.update_key(self.pick(self.keys, number) or "none", BY,
-                               restrict=UNSET, expires_at=expiry)
+        self.ledger.update_key(
+            self.pick(self.keys, number) or "none", BY, restrict=UNSET, expires_at=expiry
+        )
 
     def op_delete_key(self, number: int) -> None:
         self.ledger.delete_key(self.pick(self.keys, number) or "none", BY)
@@ -190,7 +197,9 @@ def reference_access(ledger: Ledger, key_id: str, now: float) -> dict[str, dict]
         if team.blocked:
             return empty
         sources.append(("team", team))
-        sources += [("team_group", g) for g in _live_groups(repository, team.access_groups)]
+        sources += [
+            ("team_group", g) for g in _live_groups(repository, team.access_groups)
+        ]
 
     access: dict[str, dict] = {}
     for kind in KINDS:
@@ -204,8 +213,10 @@ def reference_access(ledger: Ledger, key_id: str, now: float) -> dict[str, dict]
                 for selector in holder.grants[kind]
                 if naive_match(selector, name)
             }
-            allowed = key.restrict is None or kind not in key.restrict or any(
-                naive_match(s, name) for s in key.restrict[kind]
+            allowed = (
+                key.restrict is None
+                or kind not in key.restrict
+                or any(naive_match(s, name) for s in key.restrict[kind])
             )
             if reasons and allowed:
                 access[kind][name] = reasons
@@ -242,8 +253,11 @@ def index_access(index: Any, key_id: str, now: float) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(ops=st.lists(operations, min_size=10, max_size=60))
 def test_index_equals_the_rule_applied_to_the_aggregates(
     ops: list[tuple], tmp_path_factory: pytest.TempPathFactory
@@ -258,7 +272,9 @@ def test_index_equals_the_rule_applied_to_the_aggregates(
         now = time.time()
         with ledger.engine.connect() as connection:
             loaded = load_index(connection)
-        expected = {key_id: reference_access(ledger, key_id, now) for key_id in world.keys}
+        expected = {
+            key_id: reference_access(ledger, key_id, now) for key_id in world.keys
+        }
         for key_id in world.keys:
             assert index_access(ledger.index, key_id, now) == expected[key_id]
             assert index_access(loaded, key_id, now) == expected[key_id]
@@ -291,8 +307,11 @@ def past_access(ledger: Ledger, key_id: str, position: int) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(ops=st.lists(operations, min_size=5, max_size=40))
 def test_the_past_answers_as_the_present_did(
     ops: list[tuple], tmp_path_factory: pytest.TempPathFactory
@@ -308,7 +327,9 @@ def test_the_past_answers_as_the_present_did(
             world.run(op)
             now = time.time()
             position = ledger.index.position
-            seen += [(position, k, index_access(ledger.index, k, now)) for k in world.keys]
+            seen += [
+                (position, k, index_access(ledger.index, k, now)) for k in world.keys
+            ]
 
         for position, key_id, live in seen:
             assert past_access(ledger, key_id, position) == live, (position, key_id)

@@ -20,8 +20,10 @@ ROUNDS = 300
 @pytest.fixture
 def replicas(postgres_url: str) -> Iterator[tuple[Any, Any]]:
     ledgers = [Ledger(postgres_url), Ledger(postgres_url)]
-    clients = [TestClient(create_app(ledger, admin_tokens(MASTER_KEY)), headers=ADMIN)
-               for ledger in ledgers]
+    clients = [
+        TestClient(create_app(ledger, admin_tokens(MASTER_KEY)), headers=ADMIN)
+        for ledger in ledgers
+    ]
     yield clients[0], clients[1]
     for ledger in ledgers:
         ledger.close()
@@ -33,7 +35,9 @@ def ok(response: Any) -> dict:
 
 
 def check(client: Any, key_id: str, name: str) -> dict:
-    return ok(client.post("/v1/check", json={"key_id": key_id, "kind": "model", "name": name}))
+    return ok(
+        client.post("/v1/check", json={"key_id": key_id, "kind": "model", "name": name})
+    )
 
 
 @pytest.mark.postgres
@@ -42,17 +46,23 @@ def test_no_replica_allows_what_another_has_revoked(replicas: tuple[Any, Any]) -
     models = [f"model-{n}" for n in range(6)]
     for name in models:
         ok(one.put(f"/v1/catalog/model/{name}"))
-    group = ok(one.post("/v1/access-groups", json={"name": "G", "grants": {"model": models}}))
+    group = ok(
+        one.post("/v1/access-groups", json={"name": "G", "grants": {"model": models}})
+    )
     team = ok(two.post("/v1/teams", json={"name": "T", "access_groups": [group["id"]]}))
-    via_key = ok(one.post("/v1/keys", json={"alias": "k1", "access_groups": [group["id"]]}))
+    via_key = ok(
+        one.post("/v1/keys", json={"alias": "k1", "access_groups": [group["id"]]})
+    )
     via_team = ok(two.post("/v1/keys", json={"alias": "k2", "team_id": team["id"]}))
 
     revocations = {
         "group edit": (
-            lambda w, k, m: w.patch(f"/v1/access-groups/{group['id']}",
-                                    json={"remove": {"model": [m]}}),
-            lambda w, k, m: w.patch(f"/v1/access-groups/{group['id']}",
-                                    json={"add": {"model": [m]}}),
+            lambda w, k, m: w.patch(
+                f"/v1/access-groups/{group['id']}", json={"remove": {"model": [m]}}
+            ),
+            lambda w, k, m: w.patch(
+                f"/v1/access-groups/{group['id']}", json={"add": {"model": [m]}}
+            ),
         ),
         "detach": (
             lambda w, k, m: w.delete(attachment_path(k, group["id"], team["id"])),
@@ -78,10 +88,8 @@ def test_no_replica_allows_what_another_has_revoked(replicas: tuple[Any, Any]) -
         writer, reader = (one, two) if round_number % 2 == 0 else (two, one)
         name = chance.choice(models)
         kind = chance.choice(sorted(revocations))
-        if kind == "team block":
-            key = via_team
-        else:
-            key = chance.choice([via_key, via_team])
+        # Blocking the team can only revoke for the key that is in it.
+        key = via_team if kind == "team block" else chance.choice([via_key, via_team])
         revoke, restore = revocations[kind]
 
         ok(revoke(writer, key, name))

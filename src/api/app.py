@@ -106,7 +106,9 @@ class RequestHygiene:
         await self.app(scope, replay(body, receive), send)
 
     def refusal(self, scope: dict) -> JSONAnswer | None:
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        raw_path = scope.get("raw_path") or scope["path"].encode(
+            "utf-8", "surrogateescape"
+        )
         for part in (raw_path, scope.get("query_string", b"")):
             try:
                 unquote_to_bytes(part).decode("utf-8")

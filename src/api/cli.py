@@ -25,7 +25,7 @@ def beside_database(url: str) -> Path:
     """The folder of a SQLite file; the working folder for other stores."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
-        return Path(url[len(prefix):]).expanduser().resolve().parent
+        return Path(url[len(prefix) :]).expanduser().resolve().parent
     return Path.cwd()
 
 
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the HTTP API",
+        "serve",
+        help="run the HTTP API",
         description="Run the HTTP API. The store is created on first start.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=run_serve)
 
     apply = commands.add_parser(
-        "apply", help="play admin operations from a JSON Lines file",
+        "apply",
+        help="play admin operations from a JSON Lines file",
         description=(
             "Play admin operations (the format of shared/data/README.md) through "
             "the application service, in this process (--database) or through a "
@@ -65,11 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     target = apply.add_mutually_exclusive_group()
     add_database_option(target)
     target.add_argument("--server", help="base URL of a running server")
-    apply.add_argument("--refs-out", type=Path,
-                       help="where to write local reference -> id (default: beside the store)")
-    apply.add_argument("--secrets-out", type=Path,
-                       help="where to write the new keys' secrets, mode 0600 "
-                            "(default: beside the store)")
+    apply.add_argument(
+        "--refs-out",
+        type=Path,
+        help="where to write local reference -> id (default: beside the store)",
+    )
+    apply.add_argument(
+        "--secrets-out",
+        type=Path,
+        help="where to write the new keys' secrets, mode 0600 "
+        "(default: beside the store)",
+    )
     apply.add_argument("--reason", help="reason recorded with every change")
     apply.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     apply.set_defaults(run=run_apply)
@@ -77,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="replay and export the event log")
     audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
     replay = audit_commands.add_parser(
-        "replay", help="rebuild every read model from the log and compare",
+        "replay",
+        help="rebuild every read model from the log and compare",
         description=(
             "Rebuild every read model from the event log into fresh tables beside "
             "the live ones (which keep serving) and compare them table by table. "
@@ -87,35 +96,48 @@ def build_parser() -> argparse.ArgumentParser:
     until = replay.add_mutually_exclusive_group()
     until.add_argument("--until-position", type=int, help="replay up to this position")
     until.add_argument("--until-time", help="replay up to this time (RFC 3339)")
-    replay.add_argument("--verify", action="store_true",
-                        help="exit 1 and list differences when replay and live differ")
-    replay.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    replay.add_argument(
+        "--verify",
+        action="store_true",
+        help="exit 1 and list differences when replay and live differ",
+    )
+    replay.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
     add_database_option(replay)
     replay.set_defaults(run=run_replay)
 
     export = audit_commands.add_parser(
-        "export", help="write every event as JSON Lines or CSV",
+        "export",
+        help="write every event as JSON Lines or CSV",
         description="Stream the event log, one row per event, to standard output.",
     )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--from", dest="start",
-                        help="events after this position, or committed after this time")
-    export.add_argument("--to", dest="end",
-                        help="events up to this position, or committed by this time")
+    export.add_argument(
+        "--from",
+        dest="start",
+        help="events after this position, or committed after this time",
+    )
+    export.add_argument(
+        "--to", dest="end", help="events up to this position, or committed by this time"
+    )
     add_database_option(export)
     export.set_defaults(run=run_export)
 
     projections = commands.add_parser("projections", help="manage the read models")
     projection_commands = projections.add_subparsers(required=True, metavar="ACTION")
     rebuild = projection_commands.add_parser(
-        "rebuild", help="rebuild the read models and switch over atomically",
+        "rebuild",
+        help="rebuild the read models and switch over atomically",
         description=(
             "Build fresh read-model tables from the event log beside the live ones, "
             "then swap them in one transaction: no downtime, no half-built tables. "
             "Running servers keep answering throughout."
         ),
     )
-    rebuild.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rebuild.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
     add_database_option(rebuild)
     rebuild.set_defaults(run=run_rebuild)
     return parser
@@ -125,7 +147,7 @@ def add_database_option(parser: Any) -> None:
     parser.add_argument(
         "--database",
         help="SQLAlchemy URL of the store (default: ACCESSLEDGER_DATABASE_URL, "
-             f"else {DEFAULT_DATABASE})",
+        f"else {DEFAULT_DATABASE})",
     )
 
 
@@ -142,7 +164,9 @@ def run_serve(args: argparse.Namespace) -> int:
     log.info("accessledger: %s", where)
     log.info("accessledger: store ready at position %d", ledger.index.position)
     app = create_app(ledger, AdminTokens(master_hash))
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    uvicorn.run(
+        app, host=args.host, port=args.port, access_log=False, log_level="warning"
+    )
     ledger.close()
     return 0
 
@@ -154,8 +178,11 @@ def run_apply(args: argparse.Namespace) -> int:
     for path in (refs_path, secrets_path):
         if path.exists():
             # Secrets are shown once: never overwrite the only copy of them.
-            print(f"accessledger apply: {path} exists; move it away or name other "
-                  "files with --refs-out and --secrets-out", file=sys.stderr)
+            print(
+                f"accessledger apply: {path} exists; move it away or name other "
+                "files with --refs-out and --secrets-out",
+                file=sys.stderr,
+            )
             return 2
     player, closer = open_player(args)
     failure = None
@@ -168,8 +195,10 @@ def run_apply(args: argparse.Namespace) -> int:
     if failure is not None:
         number, message = failure
         print(f"{args.file}:{number}: {message}", file=sys.stderr)
-        print(f"stopped; the {number - 1} operations before it were applied",
-              file=sys.stderr)
+        print(
+            f"stopped; the {number - 1} operations before it were applied",
+            file=sys.stderr,
+        )
         return 1
     print(f"applied {len(lines)} operations", file=sys.stderr)
     return 0
@@ -188,7 +217,9 @@ def run_replay(args: argparse.Namespace) -> int:
         head = ledger.current()
         until_time = args.until_time
         until = until_position(ledger, args.until_position, until_time, head)
-        with tqdm(total=until, unit="event", disable=args.no_progress, file=sys.stderr) as bar:
+        with tqdm(
+            total=until, unit="event", disable=args.no_progress, file=sys.stderr
+        ) as bar:
             report = replay(ledger.audit, ledger.engine, until, bar.update)
     except LedgerError as error:
         print(f"accessledger audit replay: {error.message}", file=sys.stderr)
@@ -232,13 +263,20 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
     ledger = Ledger(database_url(args.database))
     try:
-        with tqdm(total=ledger.index.position, unit="event", disable=args.no_progress,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=ledger.index.position,
+            unit="event",
+            disable=args.no_progress,
+            file=sys.stderr,
+        ) as bar:
             done = switch_over(ledger, bar.update)
     finally:
         ledger.close()
-    print(f"rebuilt the read models from {done['events']} events; live at position "
-          f"{done['position']}", file=sys.stderr)
+    print(
+        f"rebuilt the read models from {done['events']} events; live at position "
+        f"{done['position']}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -251,8 +289,10 @@ def read_operations(path: Path) -> list[str]:
 
 def output_paths(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
     stem = args.file.stem
-    return (args.refs_out or folder / f"{stem}.refs.json",
-            args.secrets_out or folder / f"{stem}.secrets.jsonl")
+    return (
+        args.refs_out or folder / f"{stem}.refs.json",
+        args.secrets_out or folder / f"{stem}.secrets.jsonl",
+    )
 
 
 def open_player(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -281,7 +321,9 @@ def open_player(args: argparse.Namespace) -> tuple[Any, Any]:
     return HistoryPlayer(LocalBackend(ledger, change)), ledger.close
 
 
-def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, str] | None:
+def play_all(
+    player: Any, lines: list[str], show_progress: bool
+) -> tuple[int, str] | None:
     """Play every line; the failing line's number and reason, or None.
 
     Lines go in batches of BATCH_SIZE, one transaction each when playing
@@ -289,8 +331,13 @@ def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, s
     """
     from tqdm import tqdm
 
-    progress = tqdm(total=len(lines), unit="op", disable=not show_progress,
-                    file=sys.stderr, mininterval=0.5)
+    progress = tqdm(
+        total=len(lines),
+        unit="op",
+        disable=not show_progress,
+        file=sys.stderr,
+        mininterval=0.5,
+    )
     with progress:
         for start in range(0, len(lines), BATCH_SIZE):
             with player.backend.batch():
@@ -300,7 +347,9 @@ def play_all(player: Any, lines: list[str], show_progress: bool) -> tuple[int, s
     return None
 
 
-def play_batch(player: Any, lines: list[str], start: int, progress: Any) -> tuple[int, str] | None:
+def play_batch(
+    player: Any, lines: list[str], start: int, progress: Any
+) -> tuple[int, str] | None:
     from domain.errors import LedgerError
 
     for number in range(start + 1, min(start + BATCH_SIZE, len(lines)) + 1):
@@ -322,8 +371,10 @@ def write_outputs(player: Any, refs_path: Path, secrets_path: Path) -> None:
     descriptor = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         for ref, secret in player.secrets.items():
-            file.write(json.dumps({"key": ref, "id": player.refs.get(ref), "secret": secret})
-                       + "\n")
+            file.write(
+                json.dumps({"key": ref, "id": player.refs.get(ref), "secret": secret})
+                + "\n"
+            )
     print(f"references in {refs_path}; secrets in {secrets_path}", file=sys.stderr)
 
 

@@ -30,13 +30,21 @@ class Backend(Protocol):
     def delete_group(self, group_id: str) -> None: ...
     def create_team(self, name: str, groups: list[str], grants: dict) -> str: ...
     def delete_team(self, team_id: str) -> None: ...
-    def create_key(self, alias: str, team_id: str | None, groups: list[str],
-                   grants: dict, restrict: dict | None) -> tuple[str, str]: ...
+    def create_key(
+        self,
+        alias: str,
+        team_id: str | None,
+        groups: list[str],
+        grants: dict,
+        restrict: dict | None,
+    ) -> tuple[str, str]: ...
     def update_key(self, key_id: str, **fields: Any) -> None: ...
-    def change_grants(self, type_: str, holder_id: str, add: dict | None,
-                      remove: dict | None) -> None: ...
-    def set_attachment(self, type_: str, holder_id: str, group_id: str,
-                       attached: bool) -> None: ...
+    def change_grants(
+        self, type_: str, holder_id: str, add: dict | None, remove: dict | None
+    ) -> None: ...
+    def set_attachment(
+        self, type_: str, holder_id: str, group_id: str, attached: bool
+    ) -> None: ...
     def set_blocked(self, type_: str, holder_id: str, blocked: bool) -> None: ...
     def rotate_key(self, key_id: str) -> str: ...
     def delete_key(self, key_id: str) -> None: ...
@@ -59,7 +67,9 @@ class HistoryPlayer:
         try:
             handler(op)
         except KeyError as missing:
-            raise InvalidRequest(f"missing field or unknown reference {missing}") from None
+            raise InvalidRequest(
+                f"missing field or unknown reference {missing}"
+            ) from None
 
     def ref(self, name: str) -> str:
         try:
@@ -185,23 +195,35 @@ class LocalBackend:
     def delete_team(self, team_id: str) -> None:
         self.ledger.delete_team(team_id, self.change)
 
-    def create_key(self, alias: str, team_id: str | None, groups: list[str],
-                   grants: dict, restrict: dict | None) -> tuple[str, str]:
+    def create_key(
+        self,
+        alias: str,
+        team_id: str | None,
+        groups: list[str],
+        grants: dict,
+        restrict: dict | None,
+    ) -> tuple[str, str]:
         return self.ledger.create_key(
-            alias, self.change, team_id=team_id, access_groups=groups,
-            grants=grants, restrict=restrict,
+            alias,
+            self.change,
+            team_id=team_id,
+            access_groups=groups,
+            grants=grants,
+            restrict=restrict,
         )[0]
 
     def update_key(self, key_id: str, **fields: Any) -> None:
         values = {"restrict": UNSET, "expires_at": UNSET, **fields}
         self.ledger.update_key(key_id, self.change, **values)
 
-    def change_grants(self, type_: str, holder_id: str, add: dict | None,
-                      remove: dict | None) -> None:
+    def change_grants(
+        self, type_: str, holder_id: str, add: dict | None, remove: dict | None
+    ) -> None:
         self.ledger.change_grants(type_, holder_id, self.change, add=add, remove=remove)
 
-    def set_attachment(self, type_: str, holder_id: str, group_id: str,
-                       attached: bool) -> None:
+    def set_attachment(
+        self, type_: str, holder_id: str, group_id: str, attached: bool
+    ) -> None:
         self.ledger.set_attachment(type_, holder_id, group_id, attached, self.change)
 
     def set_blocked(self, type_: str, holder_id: str, blocked: bool) -> None:
@@ -242,7 +264,9 @@ class HttpBackend:
                 detail = response.json()["error"]
                 raise RemoteError(response.status_code, detail["code"], detail["message"])
             except (ValueError, KeyError, TypeError):
-                raise RemoteError(response.status_code, "error", response.text[:200]) from None
+                raise RemoteError(
+                    response.status_code, "error", response.text[:200]
+                ) from None
         return response.json() if response.content else {}
 
     def resource_path(self, kind: str, name: str) -> str:
@@ -271,23 +295,38 @@ class HttpBackend:
     def delete_team(self, team_id: str) -> None:
         self.call("DELETE", f"/v1/teams/{team_id}")
 
-    def create_key(self, alias: str, team_id: str | None, groups: list[str],
-                   grants: dict, restrict: dict | None) -> tuple[str, str]:
-        body = {"alias": alias, "team_id": team_id, "access_groups": groups,
-                "grants": grants, "restrict": restrict}
+    def create_key(
+        self,
+        alias: str,
+        team_id: str | None,
+        groups: list[str],
+        grants: dict,
+        restrict: dict | None,
+    ) -> tuple[str, str]:
+        body = {
+            "alias": alias,
+            "team_id": team_id,
+            "access_groups": groups,
+            "grants": grants,
+            "restrict": restrict,
+        }
         key = self.call("POST", "/v1/keys", body)
         return key["id"], key["secret"]
 
     def update_key(self, key_id: str, **fields: Any) -> None:
         self.call("PATCH", f"/v1/keys/{key_id}", fields)
 
-    def change_grants(self, type_: str, holder_id: str, add: dict | None,
-                      remove: dict | None) -> None:
-        body = {name: value for name, value in (("add", add), ("remove", remove)) if value}
+    def change_grants(
+        self, type_: str, holder_id: str, add: dict | None, remove: dict | None
+    ) -> None:
+        body = {
+            name: value for name, value in (("add", add), ("remove", remove)) if value
+        }
         self.call("PATCH", f"/v1/{self.PATHS[type_]}/{holder_id}", body)
 
-    def set_attachment(self, type_: str, holder_id: str, group_id: str,
-                       attached: bool) -> None:
+    def set_attachment(
+        self, type_: str, holder_id: str, group_id: str, attached: bool
+    ) -> None:
         path = f"/v1/{self.PATHS[type_]}/{holder_id}/access-groups/{group_id}"
         self.call("PUT" if attached else "DELETE", path)
 

@@ -54,7 +54,9 @@ async def change_by(
     if x_change_reason is not None:
         x_change_reason = header_text(x_change_reason, "X-Change-Reason")
         if len(x_change_reason) > MAX_REASON_LENGTH:
-            raise InvalidRequest(f"X-Change-Reason is longer than {MAX_REASON_LENGTH} characters")
+            raise InvalidRequest(
+                f"X-Change-Reason is longer than {MAX_REASON_LENGTH} characters"
+            )
         if has_forbidden_characters(x_change_reason):
             raise InvalidRequest("X-Change-Reason contains a control character")
     return Change(actor, x_change_reason or None)
@@ -77,7 +79,7 @@ async def expected_version(
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
     if not text.isdigit() or not text.isascii():
-        raise InvalidRequest("If-Match must be a holder version such as 3 or \"3\"")
+        raise InvalidRequest('If-Match must be a holder version such as 3 or "3"')
     return int(text)
 
 

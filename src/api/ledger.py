@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,13 +23,13 @@ from uuid import UUID
 
 import sqlalchemy.exc
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from eventsourcing.domain import Aggregate
-
+from api.store import FACTORY_TOPIC, LogReader
 from domain.aggregates import (
     AccessGroup,
     CatalogResource,
@@ -52,7 +51,6 @@ from domain.resources import (
     normalise_name,
 )
 from domain.rules import canonical_time, check_catalog_selectors
-from api.store import FACTORY_TOPIC, LogReader
 from projections.access_index import AccessIndex, HolderEntry
 from projections.audit import AuditLog
 from projections.loading import load_index
@@ -119,8 +117,12 @@ class Unit:
         try:
             claim = self.get(name_claim_id(scope, normalised))
         except AggregateNotFoundError:
-            claim = NameClaim(scope=scope, normalised_name=normalised,
-                              actor=self.change.actor, reason=self.change.reason)
+            claim = NameClaim(
+                scope=scope,
+                normalised_name=normalised,
+                actor=self.change.actor,
+                reason=self.change.reason,
+            )
             self.add(claim)
         claim.claim(str(holder_id), self.change)
 
@@ -408,8 +410,15 @@ class Ledger:
 
         def command(unit: Unit) -> bool:
             if unit.index.resources[kind].get(name) is None:
-                unit.add(CatalogResource(kind=kind, name=name, description=description or "",
-                                         actor=change.actor, reason=change.reason))
+                unit.add(
+                    CatalogResource(
+                        kind=kind,
+                        name=name,
+                        description=description or "",
+                        actor=change.actor,
+                        reason=change.reason,
+                    )
+                )
                 return True
             unit.get(resource_id(kind, name)).register_again(description, change)
             return False
@@ -443,8 +452,15 @@ class Ledger:
                     continue
                 counts["registered"] += 1
                 if entry is None:
-                    unit.add(CatalogResource(kind=kind, name=name, description="",
-                                             actor=change.actor, reason=change.reason))
+                    unit.add(
+                        CatalogResource(
+                            kind=kind,
+                            name=name,
+                            description="",
+                            actor=change.actor,
+                            reason=change.reason,
+                        )
+                    )
                 else:
                     unit.get(resource_id(kind, name)).register_again(None, change)
             if retire_missing:
@@ -467,8 +483,13 @@ class Ledger:
 
         def command(unit: Unit) -> str:
             unit.check_catalog(grant_map)
-            group = AccessGroup(name=name, description=description, grants=grant_map,
-                                actor=change.actor, reason=change.reason)
+            group = AccessGroup(
+                name=name,
+                description=description,
+                grants=grant_map,
+                actor=change.actor,
+                reason=change.reason,
+            )
             unit.claim_name(SCOPES["group"], name, group.id)
             unit.add(group)
             return str(group.id)
@@ -503,7 +524,9 @@ class Ledger:
 
         return self.write(change, command)[1]
 
-    def delete_group(self, group_id: str, change: Change, if_match: int | None = None) -> int:
+    def delete_group(
+        self, group_id: str, change: Change, if_match: int | None = None
+    ) -> int:
         def command(unit: Unit) -> None:
             group = unit.holder("group", group_id, if_match)
             unit.release_name(SCOPES["group"], group.name, group.id)
@@ -522,8 +545,13 @@ class Ledger:
 
         def command(unit: Unit) -> str:
             unit.check_catalog(grant_map)
-            team = Team(name=name, access_groups=unit.live_groups(group_ids),
-                        grants=grant_map, actor=change.actor, reason=change.reason)
+            team = Team(
+                name=name,
+                access_groups=unit.live_groups(group_ids),
+                grants=grant_map,
+                actor=change.actor,
+                reason=change.reason,
+            )
             unit.claim_name(SCOPES["team"], name, team.id)
             unit.add(team)
             return str(team.id)
@@ -553,8 +581,11 @@ class Ledger:
 
         return self.write(change, command)[1]
 
-    def delete_team(self, team_id: str, change: Change, if_match: int | None = None) -> int:
+    def delete_team(
+        self, team_id: str, change: Change, if_match: int | None = None
+    ) -> int:
         """Deleting a team deletes every key of the team, in the same transaction."""
+
         def command(unit: Unit) -> None:
             team = unit.holder("team", team_id, if_match)
             for key_id in sorted(unit.index.holders[team_id].members):
@@ -580,7 +611,9 @@ class Ledger:
         grant_map = check_grant_map(grants)
         restriction = check_restriction(restrict)
         group_ids = check_id_list(access_groups)
-        expiry = canonical_time(expires_at, "expires_at") if expires_at is not None else None
+        expiry = (
+            canonical_time(expires_at, "expires_at") if expires_at is not None else None
+        )
         if team_id is not None and not isinstance(team_id, str):
             raise InvalidRequest("team_id must be a string or null")
         secret = new_key_secret()
@@ -589,10 +622,17 @@ class Ledger:
             unit.check_catalog(grant_map, restriction)
             if team_id is not None:
                 live_holder(unit.index, "team", team_id)
-            key = Key(alias=alias, team_id=team_id, access_groups=unit.live_groups(group_ids),
-                      grants=grant_map, restrict=restriction, expires_at=expiry,
-                      secret_hash=hash_secret(secret), actor=change.actor,
-                      reason=change.reason)
+            key = Key(
+                alias=alias,
+                team_id=team_id,
+                access_groups=unit.live_groups(group_ids),
+                grants=grant_map,
+                restrict=restriction,
+                expires_at=expiry,
+                secret_hash=hash_secret(secret),
+                actor=change.actor,
+                reason=change.reason,
+            )
             unit.add(key)
             return str(key.id)
 
@@ -727,4 +767,3 @@ def application_env(database_url: str) -> dict[str, str]:
         # Tables are created once under a lock by Ledger.create_schema.
         "CREATE_TABLE": "n",
     }
-

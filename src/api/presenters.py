@@ -81,7 +81,9 @@ def reason_public(index: AccessIndex, reason: Reason) -> dict[str, Any]:
     return answer
 
 
-def decision_public(index: AccessIndex, decision: Decision, position: int) -> dict[str, Any]:
+def decision_public(
+    index: AccessIndex, decision: Decision, position: int
+) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
         "reasons": [reason_public(index, r) for r in decision.reasons],
@@ -109,12 +111,14 @@ def model_list_public(index: AccessIndex, key: HolderEntry, now: float) -> dict[
     data = []
     for name in sorted(found):
         entry = index.resources["model"][name]
-        data.append({
-            "id": name,
-            "object": "model",
-            "created": unix_seconds(entry.created_at),
-            "owned_by": owner_of(name),
-        })
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": unix_seconds(entry.created_at),
+                "owned_by": owner_of(name),
+            }
+        )
     return {"object": "list", "data": data}
 
 
@@ -126,4 +130,3 @@ def owner_of(model_name: str) -> str:
 
 def unix_seconds(moment: str) -> int:
     return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
-

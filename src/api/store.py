@@ -8,12 +8,11 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
-
-from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
-from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 
 
 class LedgerRecorder(SQLAlchemyApplicationRecorder):
@@ -71,8 +70,13 @@ class LogReader:
     def rows_after(self, position: int, stop: int, limit: int) -> list[Any]:
         records = self.records
         query = (
-            select(records.id, records.originator_id, records.originator_version,
-                   records.topic, records.state)
+            select(
+                records.id,
+                records.originator_id,
+                records.originator_version,
+                records.topic,
+                records.state,
+            )
             .where(records.id > position, records.id <= stop)
             .order_by(records.id)
             .limit(limit)
@@ -84,7 +88,8 @@ class LogReader:
     def guarded(self) -> Iterator[Connection]:
         if self.connection is None:
             self.connection = self.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT")
+                isolation_level="AUTOCOMMIT"
+            )
         try:
             yield self.connection
         except Exception:

@@ -10,7 +10,7 @@ cause that applies, in the order of DENIAL_ORDER.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
@@ -148,7 +148,9 @@ def parse_time(value: object, what: str = "time") -> datetime:
     """An RFC 3339 time with an offset, as an aware UTC datetime."""
     if not isinstance(value, str) or not RFC_3339.fullmatch(value):
         raise InvalidRequest(
-            f"{what} must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z")
+            f"{what} must be an RFC 3339 time with an offset, "
+            "such as 2030-01-31T12:00:00Z"
+        )
     text = value.upper().replace("Z", "+00:00")
     whole, dot, rest = text.partition(".")
     if dot:  # Python reads at most microseconds; finer digits change nothing here

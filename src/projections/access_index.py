@@ -145,8 +145,9 @@ class AccessIndex:
 
     def resource_registered(self, e: Any, position: int) -> None:
         at = timestamp_of(e)
-        entry = ResourceEntry(str(e.originator_id), e.kind, e.name, e.description,
-                              False, at, at, position)
+        entry = ResourceEntry(
+            str(e.originator_id), e.kind, e.name, e.description, False, at, at, position
+        )
         self.add_resource(entry)
         self.activate(entry)
 
@@ -184,8 +185,9 @@ class AccessIndex:
 
     def new_holder(self, e: Any, position: int, type_: str, name: str) -> HolderEntry:
         at = timestamp_of(e)
-        return HolderEntry(str(e.originator_id), type_, name, e.originator_version,
-                           at, at, position)
+        return HolderEntry(
+            str(e.originator_id), type_, name, e.originator_version, at, at, position
+        )
 
     def touch(self, e: Any) -> HolderEntry:
         entry = self.holders[str(e.originator_id)]
@@ -382,7 +384,9 @@ class AccessIndex:
             return "team_blocked"
         return None
 
-    def check(self, key: HolderEntry | None, kind: str, name: str, now: float) -> Decision:
+    def check(
+        self, key: HolderEntry | None, kind: str, name: str, now: float
+    ) -> Decision:
         denial = self.key_state_denial(key, now)
         if denial is not None:
             return Decision(False, denied_because=denial)
@@ -406,7 +410,8 @@ class AccessIndex:
             team = self.holders[key.team_id]
             sources.append(Source("team", team))
             sources += [
-                Source("team_group", self.holders[g], team.id) for g in sorted(team.groups)
+                Source("team_group", self.holders[g], team.id)
+                for g in sorted(team.groups)
             ]
         return sources
 
@@ -421,12 +426,15 @@ class AccessIndex:
             selectors = sorted(grants.selectors(kind))
             for selector in selectors:
                 for name in self.active_matches(kind, selector):
-                    reason = Reason(source.source, source.holder.id, selector, source.team_id)
+                    reason = Reason(
+                        source.source, source.holder.id, selector, source.team_id
+                    )
                     found.setdefault(name, []).append(reason)
 
         if key.restrict is not None and kind in key.restrict:
             found = {
-                name: reasons for name, reasons in found.items()
+                name: reasons
+                for name, reasons in found.items()
                 if restriction_allows(key.restrict, kind, name)
             }
         return found
@@ -437,7 +445,9 @@ class AccessIndex:
         resource = self.resources[kind].get(selector)
         return (selector,) if resource is not None and resource.active else ()
 
-    def who_can_use(self, kind: str, name: str, now: float) -> list[tuple[HolderEntry, Decision]]:
+    def who_can_use(
+        self, kind: str, name: str, now: float
+    ) -> list[tuple[HolderEntry, Decision]]:
         """Keys that can use a resource, in creation order, with reasons."""
         grantor_ids = set(self.grantors.get((kind, name), ()))
         for pattern in self.patterns_of_name[kind].get(name, ()):

@@ -21,14 +21,25 @@ COLUMNS = ("position", "type", "holder", "at", "actor", "reason", "data")
 PAGE = 1000
 
 # Fields every event has; the rest of an event is its data.
-ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "reason",
-            "originator_topic", "secret_hash"}
+ENVELOPE = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "actor",
+    "reason",
+    "originator_topic",
+    "secret_hash",
+}
 AGGREGATE_NAMES = {"group": "AccessGroup", "team": "Team", "key": "Key"}
 
 
 class AuditLog:
-    def __init__(self, app: Any, engine: Engine,
-                 holder_type: Callable[[str], str | None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        engine: Engine,
+        holder_type: Callable[[str], str | None] = lambda _: None,
+    ) -> None:
         self.app = app
         self.engine = engine
         self.records = app.recorder.events_record_cls
@@ -36,12 +47,18 @@ class AuditLog:
         # `Principal`; the answer names the holder's own aggregate instead.
         self.holder_type = holder_type
 
-    def rows(self, after: int, limit: int, holder: UUID | None = None,
-             until: int | None = None) -> list[Any]:
+    def rows(
+        self, after: int, limit: int, holder: UUID | None = None, until: int | None = None
+    ) -> list[Any]:
         """Stored events after a position, oldest first."""
         records = self.records
-        query = select(records.id, records.originator_id, records.originator_version,
-                       records.topic, records.state).where(records.id > after)
+        query = select(
+            records.id,
+            records.originator_id,
+            records.originator_version,
+            records.topic,
+            records.state,
+        ).where(records.id > after)
         if holder is not None:
             query = query.where(records.originator_id == holder)
         if until is not None:
@@ -49,11 +66,14 @@ class AuditLog:
         with self.engine.connect() as connection:
             return list(connection.execute(query.order_by(records.id).limit(limit)))
 
-    def events(self, after: int, limit: int, holder: UUID | None = None,
-               until: int | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, after: int, limit: int, holder: UUID | None = None, until: int | None = None
+    ) -> list[dict[str, Any]]:
         return [self.record(row) for row in self.rows(after, limit, holder, until)]
 
-    def stream(self, after: int = 0, until: int | None = None) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, after: int = 0, until: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every event in the range, a page at a time: memory stays flat."""
         while True:
             page = self.events(after, PAGE, until=until)
@@ -66,9 +86,12 @@ class AuditLog:
         return int(connection.execute(select(func.max(self.records.id))).scalar() or 0)
 
     def decode(self, row: Any) -> Any:
-        stored = StoredEvent(originator_id=row.originator_id,
-                             originator_version=row.originator_version,
-                             topic=row.topic, state=bytes(row.state))
+        stored = StoredEvent(
+            originator_id=row.originator_id,
+            originator_version=row.originator_version,
+            topic=row.topic,
+            state=bytes(row.state),
+        )
         return self.app.mapper.to_domain_event(stored)
 
     def record(self, row: Any) -> dict[str, Any]:
@@ -84,12 +107,13 @@ class AuditLog:
             "data": data,
         }
 
-
     def event_type(self, topic: str, holder_id: str) -> str:
         """`domain.aggregates:Holder.GrantsAdded` -> `AccessGroup.GrantsAdded`."""
         defined_on, _, name = topic.rpartition(":")[2].partition(".")
         if defined_on in ("Holder", "Principal"):
-            defined_on = AGGREGATE_NAMES.get(self.holder_type(holder_id) or "", defined_on)
+            defined_on = AGGREGATE_NAMES.get(
+                self.holder_type(holder_id) or "", defined_on
+            )
         return f"{defined_on}.{name}"
 
 
@@ -112,7 +136,9 @@ def as_csv(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     writer.writerow(COLUMNS)
     for number, record in enumerate(records):
         row = [record[c] for c in COLUMNS[:-1]]
-        writer.writerow([*row, json.dumps(record["data"], ensure_ascii=False, sort_keys=True)])
+        writer.writerow(
+            [*row, json.dumps(record["data"], ensure_ascii=False, sort_keys=True)]
+        )
         if number % 200 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)

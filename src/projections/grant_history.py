@@ -44,7 +44,9 @@ class Timeline:
 
     def at(self, position: int) -> Iterable[Any]:
         for interval in self.intervals:
-            if interval.start <= position and (interval.end is None or interval.end > position):
+            if interval.start <= position and (
+                interval.end is None or interval.end > position
+            ):
                 yield interval.row
 
     def one_at(self, position: int) -> Any:
@@ -60,8 +62,9 @@ class GrantHistory:
         self.connection = connection
         self.s = schema
 
-    def intervals(self, key_id: str, kinds: tuple[str, ...], name: str | None,
-                  head: int, now: float) -> list[dict[str, Any]]:
+    def intervals(
+        self, key_id: str, kinds: tuple[str, ...], name: str | None, head: int, now: float
+    ) -> list[dict[str, Any]]:
         key = self.holder_timeline(key_id)
         if not key.intervals:
             return []
@@ -69,8 +72,13 @@ class GrantHistory:
         principals = [key_id] + ([team_id] if team_id else [])
 
         attachments = self.attachment_timelines(principals)
-        group_ids = sorted({i.row.group_id for t in attachments.values() for i in t.intervals})
-        states = {key_id: key, **{h: self.holder_timeline(h) for h in principals[1:] + group_ids}}
+        group_ids = sorted(
+            {i.row.group_id for t in attachments.values() for i in t.intervals}
+        )
+        states = {
+            key_id: key,
+            **{h: self.holder_timeline(h) for h in principals[1:] + group_ids},
+        }
         grants = self.grant_timelines(principals + group_ids, kinds)
         resources = self.resource_timelines(kinds, name, grants)
         commits = self.commit_times()
@@ -84,7 +92,10 @@ class GrantHistory:
         and teams a grantor group was ever attached to."""
         grants, attachments = self.s.grant_history, self.s.attachment_history
         rows = self.connection.execute(
-            select(grants.c.holder_id, grants.c.selector).where(grants.c.kind == kind).distinct())
+            select(grants.c.holder_id, grants.c.selector)
+            .where(grants.c.kind == kind)
+            .distinct()
+        )
         grantors = {row.holder_id for row in rows if matches(row.selector, name)}
 
         holders = self.s.holders
@@ -92,23 +103,31 @@ class GrantHistory:
         groups = [h for h in grantors if kinds.get(h) == "group"]
         if groups:
             attached = self.connection.execute(
-                select(attachments.c.holder_id).where(attachments.c.group_id.in_(groups)))
+                select(attachments.c.holder_id).where(attachments.c.group_id.in_(groups))
+            )
             grantors |= {row.holder_id for row in attached}
 
         teams = [h for h in grantors if kinds.get(h) == "team"]
         found = self.connection.execute(
-            select(holders.c.id).where(
+            select(holders.c.id)
+            .where(
                 holders.c.type == "key",
-                or_(holders.c.id.in_([h for h in grantors if kinds.get(h) == "key"]),
-                    holders.c.team_id.in_(teams)))
-            .order_by(holders.c.seq))
+                or_(
+                    holders.c.id.in_([h for h in grantors if kinds.get(h) == "key"]),
+                    holders.c.team_id.in_(teams),
+                ),
+            )
+            .order_by(holders.c.seq)
+        )
         return [row.id for row in found]
 
     def holder_timeline(self, holder_id: str) -> Timeline:
         history = self.s.holder_history
         rows = self.connection.execute(
-            select(history).where(history.c.holder_id == holder_id)
-            .order_by(history.c.from_position))
+            select(history)
+            .where(history.c.holder_id == holder_id)
+            .order_by(history.c.from_position)
+        )
         timeline = Timeline()
         for row in rows:
             timeline.add(row)
@@ -117,26 +136,34 @@ class GrantHistory:
     def attachment_timelines(self, holder_ids: list[str]) -> dict[str, Timeline]:
         history = self.s.attachment_history
         rows = self.connection.execute(
-            select(history).where(history.c.holder_id.in_(holder_ids)))
+            select(history).where(history.c.holder_id.in_(holder_ids))
+        )
         timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
         for row in rows:
             timelines[row.holder_id].add(row)
         return timelines
 
-    def grant_timelines(self, holder_ids: list[str], kinds: tuple[str, ...]) -> dict[str, Timeline]:
+    def grant_timelines(
+        self, holder_ids: list[str], kinds: tuple[str, ...]
+    ) -> dict[str, Timeline]:
         history = self.s.grant_history
         rows = self.connection.execute(
-            select(history).where(history.c.holder_id.in_(holder_ids),
-                                  history.c.kind.in_(kinds)))
+            select(history).where(
+                history.c.holder_id.in_(holder_ids), history.c.kind.in_(kinds)
+            )
+        )
         timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
         for row in rows:
             timelines[row.holder_id].add(row)
         return timelines
 
-    def resource_timelines(self, kinds: tuple[str, ...], name: str | None,
-                           grants: dict[str, Timeline]) -> dict[tuple[str, str], Timeline]:
+    def resource_timelines(
+        self, kinds: tuple[str, ...], name: str | None, grants: dict[str, Timeline]
+    ) -> dict[tuple[str, str], Timeline]:
         """Intervals in which each resource some grant ever matched was active."""
-        selectors = {(i.row.kind, i.row.selector) for t in grants.values() for i in t.intervals}
+        selectors = {
+            (i.row.kind, i.row.selector) for t in grants.values() for i in t.intervals
+        }
         history = self.s.resource_history
         query = select(history).where(history.c.kind.in_(kinds))
         if name is not None:
@@ -150,7 +177,10 @@ class GrantHistory:
     def commit_times(self) -> tuple[list[int], list[float]]:
         commits = self.s.commits
         rows = self.connection.execute(
-            select(commits.c.position, commits.c.committed_at).order_by(commits.c.position))
+            select(commits.c.position, commits.c.committed_at).order_by(
+                commits.c.position
+            )
+        )
         positions, times = [], []
         for row in rows:
             positions.append(row.position)
@@ -161,10 +191,16 @@ class GrantHistory:
 class Sweep:
     """Evaluates one key's access at each change point, in order."""
 
-    def __init__(self, key_id: str, team_id: str | None, states: dict[str, Timeline],
-                 attachments: dict[str, Timeline], grants: dict[str, Timeline],
-                 resources: dict[tuple[str, str], Timeline],
-                 commits: tuple[list[int], list[float]]) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        team_id: str | None,
+        states: dict[str, Timeline],
+        attachments: dict[str, Timeline],
+        grants: dict[str, Timeline],
+        resources: dict[tuple[str, str], Timeline],
+        commits: tuple[list[int], list[float]],
+    ) -> None:
         self.key_id, self.team_id = key_id, team_id
         self.states, self.attachments = states, attachments
         self.grants, self.resources = grants, resources
@@ -186,20 +222,36 @@ class Sweep:
             for resource in sorted(set(open_) - set(access)):
                 interval = open_.pop(resource)
                 interval.update(
-                    revoked_position=position, ended_by="expiry" if expiry else "change",
-                    revoked_at=expiry if expiry else format_moment(moment))
+                    revoked_position=position,
+                    ended_by="expiry" if expiry else "change",
+                    revoked_at=expiry if expiry else format_moment(moment),
+                )
                 closed.append(interval)
             for resource in sorted(set(access) - set(open_)):
-                open_[resource] = self.interval(resource, position, moment, access[resource])
-        return sorted(closed + list(open_.values()),
-                      key=lambda i: (i["kind"], i["name"], i["granted_position"]))
+                open_[resource] = self.interval(
+                    resource, position, moment, access[resource]
+                )
+        return sorted(
+            closed + list(open_.values()),
+            key=lambda i: (i["kind"], i["name"], i["granted_position"]),
+        )
 
-    def interval(self, resource: tuple[str, str], position: int, moment: float,
-                 reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    def interval(
+        self,
+        resource: tuple[str, str],
+        position: int,
+        moment: float,
+        reasons: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         return {
-            "key_id": self.key_id, "kind": resource[0], "name": resource[1],
-            "granted_at": format_moment(moment), "granted_position": position,
-            "revoked_at": None, "revoked_position": None, "ended_by": None,
+            "key_id": self.key_id,
+            "kind": resource[0],
+            "name": resource[1],
+            "granted_at": format_moment(moment),
+            "granted_position": position,
+            "revoked_at": None,
+            "revoked_position": None,
+            "ended_by": None,
             "reasons": reasons,
         }
 
@@ -241,27 +293,40 @@ class Sweep:
         for source, holder, team_id in self.sources(position, key, team):
             for grant in self.grants[holder.holder_id].at(position):
                 for resource in self.matched(grant.kind, grant.selector, position):
-                    reason = {"source": source, "holder_id": holder.holder_id,
-                              "holder_name": holder.name, "selector": grant.selector}
+                    reason = {
+                        "source": source,
+                        "holder_id": holder.holder_id,
+                        "holder_name": holder.name,
+                        "selector": grant.selector,
+                    }
                     if team_id is not None:
                         reason["team_id"] = team_id
                     found.setdefault(resource, []).append(reason)
 
         restrict = decode_restriction(key.restrict)
-        return {r: sorted_reasons(v) for r, v in found.items()
-                if restriction_allows(restrict, r[0], r[1])}
+        return {
+            r: sorted_reasons(v)
+            for r, v in found.items()
+            if restriction_allows(restrict, r[0], r[1])
+        }
 
-    def sources(self, position: int, key: Any, team: Any) -> list[tuple[str, Any, str | None]]:
+    def sources(
+        self, position: int, key: Any, team: Any
+    ) -> list[tuple[str, Any, str | None]]:
         sources: list[tuple[str, Any, str | None]] = [("key", key, None)]
         sources += [("key_group", g, None) for g in self.groups(self.key_id, position)]
         if team is not None:
             sources.append(("team", team, None))
-            sources += [("team_group", g, team.holder_id)
-                        for g in self.groups(team.holder_id, position)]
+            sources += [
+                ("team_group", g, team.holder_id)
+                for g in self.groups(team.holder_id, position)
+            ]
         return sources
 
     def groups(self, holder_id: str, position: int) -> list[Any]:
-        attached = sorted(row.group_id for row in self.attachments[holder_id].at(position))
+        attached = sorted(
+            row.group_id for row in self.attachments[holder_id].at(position)
+        )
         states = (self.states[g].one_at(position) for g in attached)
         return [g for g in states if g is not None and not g.deleted]
 
@@ -270,16 +335,22 @@ class Sweep:
             timeline = self.resources.get((kind, selector))
             active = timeline is not None and timeline.one_at(position) is not None
             return [(kind, selector)] if active else []
-        return [resource for resource, timeline in self.resources.items()
-                if resource[0] == kind and matches(selector, resource[1])
-                and timeline.one_at(position) is not None]
+        return [
+            resource
+            for resource, timeline in self.resources.items()
+            if resource[0] == kind
+            and matches(selector, resource[1])
+            and timeline.one_at(position) is not None
+        ]
 
 
 ORDER = {"key": 0, "key_group": 1, "team": 2, "team_group": 3}
 
 
 def sorted_reasons(reasons: list[dict]) -> list[dict]:
-    return sorted(reasons, key=lambda r: (ORDER[r["source"]], r["holder_id"], r["selector"]))
+    return sorted(
+        reasons, key=lambda r: (ORDER[r["source"]], r["holder_id"], r["selector"])
+    )
 
 
 def format_moment(moment: float) -> str:

@@ -21,8 +21,17 @@ def load_index(connection: Connection, schema: LedgerSchema = LIVE) -> AccessInd
     ).scalar()
 
     for row in connection.execute(select(resources).order_by(resources.c.seq)):
-        entry = ResourceEntry(row.id, row.kind, row.name, row.description, False,
-                              row.created_at, row.updated_at, row.seq, row.version)
+        entry = ResourceEntry(
+            row.id,
+            row.kind,
+            row.name,
+            row.description,
+            False,
+            row.created_at,
+            row.updated_at,
+            row.seq,
+            row.version,
+        )
         index.add_resource(entry)
         if row.active:
             index.activate(entry)
@@ -51,8 +60,9 @@ def load_index(connection: Connection, schema: LedgerSchema = LIVE) -> AccessInd
 
 
 def holder_entry(row) -> HolderEntry:  # type: ignore[no-untyped-def]
-    entry = HolderEntry(row.id, row.type, row.name, row.version, row.created_at,
-                        row.updated_at, row.seq)
+    entry = HolderEntry(
+        row.id, row.type, row.name, row.version, row.created_at, row.updated_at, row.seq
+    )
     entry.description = row.description or ""
     entry.team_id = row.team_id
     entry.restrict = decode_restriction(row.restrict)

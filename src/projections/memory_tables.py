@@ -24,7 +24,9 @@ class MemoryTable:
     """Rows by key (for history tables: the open rows), with hash indexes on
     the columns that row changes select by."""
 
-    def __init__(self, table: Table, key: tuple[str, ...], indexed: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, table: Table, key: tuple[str, ...], indexed: tuple[str, ...] = ()
+    ) -> None:
         self.table = table
         self.columns = [column.name for column in table.columns]
         self.at = {name: number for number, name in enumerate(self.columns)}
@@ -51,8 +53,12 @@ class MemoryTable:
             return [key] if key in self.rows else []
         wanted = [(self.at[c], v) for c, v in where.items()]
         indexed = next(((n, v) for n, v in wanted if n in self.indexes), None)
-        candidates = self.indexes[indexed[0]].get(indexed[1], ()) if indexed else self.rows
-        return [k for k in list(candidates) if all(self.rows[k][n] == v for n, v in wanted)]
+        candidates = (
+            self.indexes[indexed[0]].get(indexed[1], ()) if indexed else self.rows
+        )
+        return [
+            k for k in list(candidates) if all(self.rows[k][n] == v for n, v in wanted)
+        ]
 
 
 class MemorySink:
@@ -64,20 +70,34 @@ class MemorySink:
         self.s = schema
         self.connection = connection
         self.texts: dict[str, str] = {}
-        self.written: dict[str, Digest] = {t.name: Digest() for t in schema.digest_tables()}
+        self.written: dict[str, Digest] = {
+            t.name: Digest() for t in schema.digest_tables()
+        }
         self.closed: dict[str, list[list[Any]]] = {}
         self.tables = {
-            memory.table.name: memory for memory in (
+            memory.table.name: memory
+            for memory in (
                 MemoryTable(schema.resources, ("id",)),
                 MemoryTable(schema.holders, ("id",)),
-                MemoryTable(schema.grants, ("holder_id", "kind", "selector"), ("holder_id",)),
-                MemoryTable(schema.attachments, ("holder_id", "group_id"),
-                            ("holder_id", "group_id")),
+                MemoryTable(
+                    schema.grants, ("holder_id", "kind", "selector"), ("holder_id",)
+                ),
+                MemoryTable(
+                    schema.attachments,
+                    ("holder_id", "group_id"),
+                    ("holder_id", "group_id"),
+                ),
                 MemoryTable(schema.holder_history, ("holder_id",)),
-                MemoryTable(schema.grant_history, ("holder_id", "kind", "selector"),
-                            ("holder_id",)),
-                MemoryTable(schema.attachment_history, ("holder_id", "group_id"),
-                            ("holder_id", "group_id")),
+                MemoryTable(
+                    schema.grant_history,
+                    ("holder_id", "kind", "selector"),
+                    ("holder_id",),
+                ),
+                MemoryTable(
+                    schema.attachment_history,
+                    ("holder_id", "group_id"),
+                    ("holder_id", "group_id"),
+                ),
                 MemoryTable(schema.resource_history, ("kind", "name")),
             )
         }
@@ -88,8 +108,10 @@ class MemorySink:
     def row(self, memory: MemoryTable, values: dict[str, Any]) -> list[Any]:
         """A row in column order, with every text kept once."""
         texts = self.texts
-        return [texts.setdefault(v, v) if isinstance(v, str) else v
-                for v in (values.get(c) for c in memory.columns)]
+        return [
+            texts.setdefault(v, v) if isinstance(v, str) else v
+            for v in (values.get(c) for c in memory.columns)
+        ]
 
     def insert(self, table: Table, rows: Any) -> None:
         memory = self.of(table)
@@ -125,8 +147,11 @@ class MemorySink:
         holder = holders.rows[(holder_id,)]
         state = {name: holder[holders.at[name]] for name in HOLDER_STATE}
         history = self.of(self.s.holder_history)
-        history.add(self.row(history, {"holder_id": holder_id, **state,
-                                       "from_position": position}))
+        history.add(
+            self.row(
+                history, {"holder_id": holder_id, **state, "from_position": position}
+            )
+        )
 
     def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]:
         self.update(self.s.resources, {"id": resource_id}, values)
@@ -146,9 +171,13 @@ class MemorySink:
         building one statement per row is most of what a bulk insert costs
         otherwise. Each row also goes into the table's digest."""
         digest = self.written[memory.table.name]
-        marker = "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
-        statement = (f"INSERT INTO {memory.table.name} ({', '.join(memory.columns)}) "
-                     f"VALUES ({', '.join([marker] * len(memory.columns))})")
+        marker = (
+            "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        )
+        statement = (
+            f"INSERT INTO {memory.table.name} ({', '.join(memory.columns)}) "
+            f"VALUES ({', '.join([marker] * len(memory.columns))})"
+        )
         chunk: list[tuple] = []
         for row in rows:
             values = tuple(row)

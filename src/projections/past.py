@@ -34,7 +34,9 @@ def held_at(table: Table, position: int) -> Any:
     )
 
 
-def command_boundary(connection: Connection, position: int, schema: LedgerSchema = LIVE) -> int:
+def command_boundary(
+    connection: Connection, position: int, schema: LedgerSchema = LIVE
+) -> int:
     """The end of the last command committed at or before `position`: an
     answer about the past never sees half of a command."""
     commits = schema.commits
@@ -44,7 +46,9 @@ def command_boundary(connection: Connection, position: int, schema: LedgerSchema
     return int(found or 0)
 
 
-def position_at_time(connection: Connection, moment: float, schema: LedgerSchema = LIVE) -> int:
+def position_at_time(
+    connection: Connection, moment: float, schema: LedgerSchema = LIVE
+) -> int:
     """The last position committed at or before `moment`, by the store's clock."""
     commits = schema.commits
     found = connection.execute(
@@ -53,7 +57,9 @@ def position_at_time(connection: Connection, moment: float, schema: LedgerSchema
     return int(found or 0)
 
 
-def committed_at(connection: Connection, position: int, schema: LedgerSchema = LIVE) -> float:
+def committed_at(
+    connection: Connection, position: int, schema: LedgerSchema = LIVE
+) -> float:
     commits = schema.commits
     found = connection.execute(
         select(commits.c.committed_at).where(commits.c.position == position)
@@ -64,8 +70,9 @@ def committed_at(connection: Connection, position: int, schema: LedgerSchema = L
 class PastIndex:
     """Builds an access index of one key's world as of one position."""
 
-    def __init__(self, connection: Connection, position: int,
-                 schema: LedgerSchema = LIVE) -> None:
+    def __init__(
+        self, connection: Connection, position: int, schema: LedgerSchema = LIVE
+    ) -> None:
         self.connection = connection
         self.position = position
         self.s = schema
@@ -96,8 +103,9 @@ class PastIndex:
             return None
         history = self.s.holder_history
         row = self.connection.execute(
-            select(history).where(history.c.holder_id == holder_id,
-                                  held_at(history, self.position))
+            select(history).where(
+                history.c.holder_id == holder_id, held_at(history, self.position)
+            )
         ).first()
         if row is None:
             return None
@@ -113,8 +121,9 @@ class PastIndex:
     def attached_groups(self, holder_ids: list[str]) -> dict[str, list[str]]:
         history = self.s.attachment_history
         rows = self.connection.execute(
-            select(history.c.holder_id, history.c.group_id)
-            .where(history.c.holder_id.in_(holder_ids), held_at(history, self.position))
+            select(history.c.holder_id, history.c.group_id).where(
+                history.c.holder_id.in_(holder_ids), held_at(history, self.position)
+            )
         )
         attached: dict[str, list[str]] = {}
         for row in rows:
@@ -124,11 +133,14 @@ class PastIndex:
     def load_grants(self, holder_ids: list[str]) -> None:
         history = self.s.grant_history
         rows = self.connection.execute(
-            select(history.c.holder_id, history.c.kind, history.c.selector)
-            .where(history.c.holder_id.in_(holder_ids), held_at(history, self.position))
+            select(history.c.holder_id, history.c.kind, history.c.selector).where(
+                history.c.holder_id.in_(holder_ids), held_at(history, self.position)
+            )
         )
         for row in rows:
-            self.index.add_grant(self.index.holders[row.holder_id], row.kind, row.selector)
+            self.index.add_grant(
+                self.index.holders[row.holder_id], row.kind, row.selector
+            )
 
     def catalog(self, kinds: Iterable[str]) -> None:
         """The resources of these kinds, active at the position, that the
@@ -136,8 +148,9 @@ class PastIndex:
         (the whole kind only for a pattern that starts with `*`)."""
         history = self.s.resource_history
         for kind in kinds:
-            selectors = {s for h in self.index.holders.values()
-                         for s in h.grants.selectors(kind)}
+            selectors = {
+                s for h in self.index.holders.values() for s in h.grants.selectors(kind)
+            }
             if not selectors:
                 continue
             wanted = self.wanted_names(history, selectors)
@@ -162,9 +175,11 @@ class PastIndex:
         """One resource as it stood: active, retired, or not yet registered."""
         history = self.s.resource_history
         rows = self.connection.execute(
-            select(history.c.from_position, history.c.to_position)
-            .where(history.c.kind == kind, history.c.name == name,
-                   history.c.from_position <= self.position)
+            select(history.c.from_position, history.c.to_position).where(
+                history.c.kind == kind,
+                history.c.name == name,
+                history.c.from_position <= self.position,
+            )
         ).all()
         if not rows:
             return

@@ -46,13 +46,24 @@ class ReplayReport:
         return self.digest == self.live_digest
 
     def public(self) -> dict[str, Any]:
-        return {"events": self.events, "position": self.position, "digest": self.digest,
-                "live_digest": self.live_digest, "matches": self.matches,
-                "tables": self.tables, "differences": self.differences}
+        return {
+            "events": self.events,
+            "position": self.position,
+            "digest": self.digest,
+            "live_digest": self.live_digest,
+            "matches": self.matches,
+            "tables": self.tables,
+            "differences": self.differences,
+        }
 
 
-def rebuild(audit: AuditLog, engine: Engine, schema: LedgerSchema, until: int,
-            progress: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
+def rebuild(
+    audit: AuditLog,
+    engine: Engine,
+    schema: LedgerSchema,
+    until: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, dict[str, str]]:
     """Apply every event up to `until` to fresh tables; answer how many, and
     each table's digest (taken from the rows as they are written)."""
     schema.metadata.drop_all(engine)
@@ -74,9 +85,13 @@ def rebuild(audit: AuditLog, engine: Engine, schema: LedgerSchema, until: int,
     return applied, sink.digests()
 
 
-def replay(audit: AuditLog, engine: Engine, until: int | None = None,
-           progress: Callable[[int], None] | None = None,
-           keep: bool = False) -> ReplayReport:
+def replay(
+    audit: AuditLog,
+    engine: Engine,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep: bool = False,
+) -> ReplayReport:
     schema = LedgerSchema(f"replay_{secrets.token_hex(4)}")
     with engine.connect() as snapshot:
         begin_snapshot(snapshot)
@@ -85,8 +100,14 @@ def replay(audit: AuditLog, engine: Engine, until: int | None = None,
         events, digests = rebuild(audit, engine, schema, position, progress)
         try:
             with engine.connect() as replayed:
-                report = compare(snapshot, replayed, schema, digests, position,
-                                 at_head=position == head)
+                report = compare(
+                    snapshot,
+                    replayed,
+                    schema,
+                    digests,
+                    position,
+                    at_head=position == head,
+                )
         finally:
             if not keep:
                 schema.metadata.drop_all(engine)
@@ -101,12 +122,18 @@ def begin_snapshot(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")  # SQLite fixes its snapshot at the first read
 
 
-def compare(live: Connection, replayed: Connection, schema: LedgerSchema,
-            digests: dict[str, str], position: int, at_head: bool) -> ReplayReport:
+def compare(
+    live: Connection,
+    replayed: Connection,
+    schema: LedgerSchema,
+    digests: dict[str, str],
+    position: int,
+    at_head: bool,
+) -> ReplayReport:
     report = ReplayReport(0, position, "", "")
-    pairs = list(zip(LIVE.digest_tables(), schema.digest_tables()))
+    pairs = list(zip(LIVE.digest_tables(), schema.digest_tables(), strict=True))
     if not at_head:
-        pairs = [(l, r) for l, r in pairs if "history" in l.name]
+        pairs = [(live, new) for live, new in pairs if "history" in live.name]
 
     ours, theirs = hashlib.sha256(), hashlib.sha256()
     for live_table, replay_table in pairs:
@@ -114,14 +141,20 @@ def compare(live: Connection, replayed: Connection, schema: LedgerSchema,
         live_digest = table_digest(rows_of(live, live_table, cut))
         replay_digest = digests[replay_table.name]
         name = str(live_table.name)
-        report.tables[name] = {"live": live_digest, "replayed": replay_digest,
-                               "matches": live_digest == replay_digest}
+        report.tables[name] = {
+            "live": live_digest,
+            "replayed": replay_digest,
+            "matches": live_digest == replay_digest,
+        }
         theirs.update(f"{name}:{live_digest};".encode())
         ours.update(f"{name}:{replay_digest};".encode())
         if live_digest != replay_digest and len(report.differences) < SHOWN_DIFFERENCES:
             report.differences += first_differences(
-                name, rows_of(live, live_table, cut), rows_of(replayed, replay_table, None),
-                SHOWN_DIFFERENCES - len(report.differences))
+                name,
+                rows_of(live, live_table, cut),
+                rows_of(replayed, replay_table, None),
+                SHOWN_DIFFERENCES - len(report.differences),
+            )
     report.digest, report.live_digest = ours.hexdigest(), theirs.hexdigest()
     return report
 
@@ -143,7 +176,7 @@ def cut_interval(values: tuple, names: list[str], cut: int) -> tuple:
     """An interval still open at the cut is open as far as the cut can see."""
     end = names.index("to_position")
     if values[end] is not None and values[end] > cut:
-        return values[:end] + (None,) + values[end + 1:]
+        return values[:end] + (None,) + values[end + 1 :]
     return values
 
 
@@ -172,8 +205,9 @@ def table_digest(rows: Iterator[tuple]) -> str:
     return digest.hex()
 
 
-def first_differences(name: str, live: Iterator[tuple], replayed: Iterator[tuple],
-                      wanted: int) -> list[dict[str, Any]]:
+def first_differences(
+    name: str, live: Iterator[tuple], replayed: Iterator[tuple], wanted: int
+) -> list[dict[str, Any]]:
     """Rows on one side only. Both sides are counted in memory, which is
     done only for a table whose digests already differ."""
     live_rows, replayed_rows = Counter(live), Counter(replayed)
@@ -189,7 +223,9 @@ def sort_key(values: tuple) -> tuple:
     return tuple((v is not None, str(type(v)), v if v is not None else 0) for v in values)
 
 
-def switch_over(ledger: Any, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def switch_over(
+    ledger: Any, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Rebuild the read model beside the live one, then swap them atomically.
 
     The new tables are built from the log while everything runs as usual;
@@ -209,12 +245,16 @@ def switch_over(ledger: Any, progress: Callable[[int], None] | None = None) -> d
         head = audit.head(session.connection())
         rows = audit.rows(built_to, 10**9, until=head)
         LedgerTables(fresh).apply(session, [(audit.decode(r), r.id) for r in rows])
-        session.execute(fresh.commits.insert().from_select(
-            ["position", "committed_at"], select(LIVE.commits)))
+        session.execute(
+            fresh.commits.insert().from_select(
+                ["position", "committed_at"], select(LIVE.commits)
+            )
+        )
         LedgerTables(fresh).track(session, head)
         retired = LedgerSchema(f"retired_{token}")
-        for live, new, old in zip(LIVE.all_tables(), fresh.all_tables(),
-                                  retired.all_tables()):
+        for live, new, old in zip(
+            LIVE.all_tables(), fresh.all_tables(), retired.all_tables(), strict=True
+        ):
             session.execute(text(f"ALTER TABLE {live.name} RENAME TO {old.name}"))
             session.execute(text(f"ALTER TABLE {new.name} RENAME TO {live.name}"))
 

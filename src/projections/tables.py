@@ -58,7 +58,8 @@ class LedgerSchema:
         m, p = self.metadata, prefix
 
         self.resources = Table(
-            f"{p}_resources", m,
+            f"{p}_resources",
+            m,
             Column("id", String(36), primary_key=True),
             Column("kind", String(16), nullable=False),
             Column("name", Text, nullable=False),
@@ -71,7 +72,8 @@ class LedgerSchema:
             Index(f"{p}_resources_name", "kind", "name", unique=True),
         )
         self.holders = Table(
-            f"{p}_holders", m,
+            f"{p}_holders",
+            m,
             Column("id", String(36), primary_key=True),
             Column("type", String(8), nullable=False),
             Column("name", Text, nullable=False),
@@ -89,34 +91,42 @@ class LedgerSchema:
             Index(f"{p}_holders_secret", "secret_hash"),
         )
         self.grants = Table(
-            f"{p}_grants", m,
+            f"{p}_grants",
+            m,
             Column("holder_id", String(36), primary_key=True),
             Column("kind", String(16), primary_key=True),
             Column("selector", Text, primary_key=True),
         )
         self.attachments = Table(
-            f"{p}_attachments", m,
+            f"{p}_attachments",
+            m,
             Column("holder_id", String(36), primary_key=True),
             Column("group_id", String(36), primary_key=True),
             Index(f"{p}_attachments_group", "group_id"),
         )
         self.tracking = Table(
-            f"{p}_tracking", m,
+            f"{p}_tracking",
+            m,
             Column("projection", String(32), primary_key=True),
             Column("position", Integer, nullable=False),
         )
         # One row per committed command: where a question "as of" a position
         # or a time lands, so that it never sees half of a command.
         self.commits = Table(
-            f"{p}_commits", m,
+            f"{p}_commits",
+            m,
             Column("position", Integer, primary_key=True),
             Column("committed_at", Float, nullable=False, index=True),
         )
         self.holder_history = Table(
-            f"{p}_holder_history", m,
+            f"{p}_holder_history",
+            m,
             Column("holder_id", String(36), nullable=False),
-            *(Column(name, Text if name in ("name", "restrict") else String(40))
-              for name in HOLDER_STATE if name not in ("blocked", "deleted")),
+            *(
+                Column(name, Text if name in ("name", "restrict") else String(40))
+                for name in HOLDER_STATE
+                if name not in ("blocked", "deleted")
+            ),
             Column("blocked", Boolean, nullable=False),
             Column("deleted", Boolean, nullable=False),
             Column("from_position", Integer, nullable=False),
@@ -124,7 +134,8 @@ class LedgerSchema:
             Index(f"{p}_holder_history_holder", "holder_id", "from_position"),
         )
         self.grant_history = Table(
-            f"{p}_grant_history", m,
+            f"{p}_grant_history",
+            m,
             Column("holder_id", String(36), nullable=False),
             Column("kind", String(16), nullable=False),
             Column("selector", Text, nullable=False),
@@ -133,7 +144,8 @@ class LedgerSchema:
             Index(f"{p}_grant_history_holder", "holder_id", "from_position"),
         )
         self.attachment_history = Table(
-            f"{p}_attachment_history", m,
+            f"{p}_attachment_history",
+            m,
             Column("holder_id", String(36), nullable=False),
             Column("group_id", String(36), nullable=False),
             Column("from_position", Integer, nullable=False),
@@ -142,7 +154,8 @@ class LedgerSchema:
             Index(f"{p}_attachment_history_group", "group_id"),
         )
         self.resource_history = Table(
-            f"{p}_resource_history", m,
+            f"{p}_resource_history",
+            m,
             Column("kind", String(16), nullable=False),
             Column("name", Text, nullable=False),
             Column("from_position", Integer, nullable=False),
@@ -152,16 +165,32 @@ class LedgerSchema:
 
     def all_tables(self) -> list[Table]:
         """Every table, in the same order for every prefix."""
-        return [self.resources, self.holders, self.grants, self.attachments, self.tracking,
-                self.commits, self.holder_history, self.grant_history,
-                self.attachment_history, self.resource_history]
+        return [
+            self.resources,
+            self.holders,
+            self.grants,
+            self.attachments,
+            self.tracking,
+            self.commits,
+            self.holder_history,
+            self.grant_history,
+            self.attachment_history,
+            self.resource_history,
+        ]
 
     def digest_tables(self) -> list[Table]:
         """The tables a replay rebuilds and compares (not tracking or commits,
         which record when things were written rather than what they are)."""
-        return [self.resources, self.holders, self.grants, self.attachments,
-                self.holder_history, self.grant_history, self.attachment_history,
-                self.resource_history]
+        return [
+            self.resources,
+            self.holders,
+            self.grants,
+            self.attachments,
+            self.holder_history,
+            self.grant_history,
+            self.attachment_history,
+            self.resource_history,
+        ]
 
 
 LIVE = LedgerSchema()
@@ -171,13 +200,15 @@ LIVE = LedgerSchema()
 # transaction, serialising writers across processes on both stores.
 control = MetaData()
 writer_turn = Table(
-    "ledger_writer_turn", control,
+    "ledger_writer_turn",
+    control,
     Column("id", Integer, primary_key=True),
     Column("turn", Integer, nullable=False),
 )
 # Settings every process of one store shares, such as the master key's hash.
 settings = Table(
-    "ledger_settings", control,
+    "ledger_settings",
+    control,
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -206,46 +237,65 @@ class Statements:
 
     def copy_holder_state(self) -> Any:
         holders = self.s.holders
-        return self.cached(("copy_holder_state",), lambda: (
-            insert(self.s.holder_history).from_select(
+        return self.cached(
+            ("copy_holder_state",),
+            lambda: insert(self.s.holder_history).from_select(
                 ["holder_id", *HOLDER_STATE, "from_position"],
-                select(holders.c.id, *(holders.c[n] for n in HOLDER_STATE),
-                       bindparam("position", type_=Integer))
-                .where(holders.c.id == bindparam("holder_id")),
-            )
-        ))
+                select(
+                    holders.c.id,
+                    *(holders.c[n] for n in HOLDER_STATE),
+                    bindparam("position", type_=Integer),
+                ).where(holders.c.id == bindparam("holder_id")),
+            ),
+        )
 
     def update_resource(self, values: tuple[str, ...]) -> Any:
         resources = self.s.resources
-        return self.cached(("update_resource", values), lambda: (
-            update(resources)
-            .where(resources.c.id == bindparam("w_id"))
-            .values({c: bindparam(f"v_{c}") for c in values})
-            .returning(resources.c.kind, resources.c.name)
-        ))
+        return self.cached(
+            ("update_resource", values),
+            lambda: (
+                update(resources)
+                .where(resources.c.id == bindparam("w_id"))
+                .values({c: bindparam(f"v_{c}") for c in values})
+                .returning(resources.c.kind, resources.c.name)
+            ),
+        )
 
     def insert(self, table: Table) -> Any:
         return self.cached(("insert", table.name), lambda: insert(table))
 
-    def update(self, table: Table, where: tuple[str, ...], values: tuple[str, ...]) -> Any:
-        return self.cached(("update", table.name, where, values), lambda: (
-            update(table)
-            .where(*(table.c[c] == bindparam(f"w_{c}") for c in where))
-            .values({c: bindparam(f"v_{c}") for c in values})
-        ))
+    def update(
+        self, table: Table, where: tuple[str, ...], values: tuple[str, ...]
+    ) -> Any:
+        return self.cached(
+            ("update", table.name, where, values),
+            lambda: (
+                update(table)
+                .where(*(table.c[c] == bindparam(f"w_{c}") for c in where))
+                .values({c: bindparam(f"v_{c}") for c in values})
+            ),
+        )
 
     def close(self, table: Table, where: tuple[str, ...]) -> Any:
-        return self.cached(("close", table.name, where), lambda: (
-            update(table)
-            .where(*(table.c[c] == bindparam(f"w_{c}") for c in where),
-                   table.c.to_position.is_(None))
-            .values(to_position=bindparam("v_to_position"))
-        ))
+        return self.cached(
+            ("close", table.name, where),
+            lambda: (
+                update(table)
+                .where(
+                    *(table.c[c] == bindparam(f"w_{c}") for c in where),
+                    table.c.to_position.is_(None),
+                )
+                .values(to_position=bindparam("v_to_position"))
+            ),
+        )
 
     def delete(self, table: Table, where: tuple[str, ...]) -> Any:
-        return self.cached(("delete", table.name, where), lambda: (
-            delete(table).where(*(table.c[c] == bindparam(f"w_{c}") for c in where))
-        ))
+        return self.cached(
+            ("delete", table.name, where),
+            lambda: delete(table).where(
+                *(table.c[c] == bindparam(f"w_{c}") for c in where)
+            ),
+        )
 
     def cached(self, shape: tuple, build: Callable[[], Any]) -> Any:
         statement = self.cache.get(shape)
@@ -279,8 +329,10 @@ class SqlSink:
 
     def update(self, table: Table, where: dict, values: dict) -> None:
         statement = self.statements.update(table, tuple(where), tuple(values))
-        params = {**{f"w_{c}": v for c, v in where.items()},
-                  **{f"v_{c}": v for c, v in values.items()}}
+        params = {
+            **{f"w_{c}": v for c, v in where.items()},
+            **{f"v_{c}": v for c, v in values.items()},
+        }
         self.connection.execute(statement, params)
 
     def delete(self, table: Table, where: dict) -> None:
@@ -295,8 +347,10 @@ class SqlSink:
 
     def copy_state(self, holder_id: str, position: int) -> None:
         """Start a holder's next history interval from its current row."""
-        self.connection.execute(self.statements.copy_holder_state(),
-                                {"holder_id": holder_id, "position": position})
+        self.connection.execute(
+            self.statements.copy_holder_state(),
+            {"holder_id": holder_id, "position": position},
+        )
 
     def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]:
         statement = self.statements.update_resource(tuple(values))
@@ -367,17 +421,28 @@ class LedgerTables:
             .values(position=position)
         )
         if moved.rowcount == 0:
-            session.execute(insert(tracking).values(projection=PROJECTION, position=position))
+            session.execute(
+                insert(tracking).values(projection=PROJECTION, position=position)
+            )
 
     # -- catalog ---------------------------------------------------------
 
     def resource_registered(self, out: Sink, e: Any, position: int) -> None:
         at = timestamp_of(e)
-        out.insert(self.s.resources, {
-            "id": str(e.originator_id), "kind": e.kind, "name": e.name,
-            "description": e.description, "active": True, "created_at": at,
-            "updated_at": at, "seq": position, "version": e.originator_version,
-        })
+        out.insert(
+            self.s.resources,
+            {
+                "id": str(e.originator_id),
+                "kind": e.kind,
+                "name": e.name,
+                "description": e.description,
+                "active": True,
+                "created_at": at,
+                "updated_at": at,
+                "seq": position,
+                "version": e.originator_version,
+            },
+        )
         self.open_resource(out, e.kind, e.name, position)
 
     def resource_returned(self, out: Sink, e: Any, position: int) -> None:
@@ -392,18 +457,25 @@ class LedgerTables:
         self.update_resource(out, e, description=e.description)
 
     def update_resource(self, out: Sink, e: Any, **values: Any) -> tuple[str, str]:
-        values = {"updated_at": timestamp_of(e), "version": e.originator_version, **values}
+        values = {
+            "updated_at": timestamp_of(e),
+            "version": e.originator_version,
+            **values,
+        }
         return out.update_resource(str(e.originator_id), values)
 
     def open_resource(self, out: Sink, kind: str, name: str, position: int) -> None:
-        out.insert(self.s.resource_history,
-                   {"kind": kind, "name": name, "from_position": position})
+        out.insert(
+            self.s.resource_history,
+            {"kind": kind, "name": name, "from_position": position},
+        )
 
     # -- holders ---------------------------------------------------------
 
     def group_created(self, out: Sink, e: Any, position: int) -> None:
-        self.insert_holder(out, e, position, type="group", name=e.name,
-                           description=e.description)
+        self.insert_holder(
+            out, e, position, type="group", name=e.name, description=e.description
+        )
         self.insert_grants(out, e.originator_id, e.grants, position)
 
     def team_created(self, out: Sink, e: Any, position: int) -> None:
@@ -413,27 +485,42 @@ class LedgerTables:
 
     def key_created(self, out: Sink, e: Any, position: int) -> None:
         self.insert_holder(
-            out, e, position, type="key", name=e.alias, team_id=e.team_id,
-            restrict=encode_restriction(e.restrict), expires_at=e.expires_at,
+            out,
+            e,
+            position,
+            type="key",
+            name=e.alias,
+            team_id=e.team_id,
+            restrict=encode_restriction(e.restrict),
+            expires_at=e.expires_at,
             secret_hash=e.secret_hash,
         )
         self.insert_grants(out, e.originator_id, e.grants, position)
         self.insert_attachments(out, e.originator_id, e.access_groups, position)
 
-    def insert_holder(
-        self, out: Sink, e: Any, position: int, **values: Any
-    ) -> None:
+    def insert_holder(self, out: Sink, e: Any, position: int, **values: Any) -> None:
         at = timestamp_of(e)
         row = {
-            "id": str(e.originator_id), "version": e.originator_version,
-            "created_at": at, "updated_at": at, "seq": position, "blocked": False,
-            "deleted": False, "description": "", "team_id": None, "restrict": None,
-            "expires_at": None, "secret_hash": None, **values,
+            "id": str(e.originator_id),
+            "version": e.originator_version,
+            "created_at": at,
+            "updated_at": at,
+            "seq": position,
+            "blocked": False,
+            "deleted": False,
+            "description": "",
+            "team_id": None,
+            "restrict": None,
+            "expires_at": None,
+            "secret_hash": None,
+            **values,
         }
         out.insert(self.s.holders, row)
         state = {name: row[name] for name in HOLDER_STATE}
-        out.insert(self.s.holder_history,
-                   {"holder_id": row["id"], **state, "from_position": position})
+        out.insert(
+            self.s.holder_history,
+            {"holder_id": row["id"], **state, "from_position": position},
+        )
 
     def insert_grants(
         self, out: Sink, holder_id: Any, grant_map: dict, position: int
@@ -444,22 +531,27 @@ class LedgerTables:
             for selector in grant_map.get(kind, ())
         ]
         out.insert(self.s.grants, rows)
-        out.insert(self.s.grant_history,
-                   [{**row, "from_position": position} for row in rows])
+        out.insert(
+            self.s.grant_history, [{**row, "from_position": position} for row in rows]
+        )
 
     def insert_attachments(
         self, out: Sink, holder_id: Any, group_ids: list, position: int
     ) -> None:
         rows = [{"holder_id": str(holder_id), "group_id": g} for g in group_ids]
         out.insert(self.s.attachments, rows)
-        out.insert(self.s.attachment_history,
-                   [{**row, "from_position": position} for row in rows])
+        out.insert(
+            self.s.attachment_history,
+            [{**row, "from_position": position} for row in rows],
+        )
 
     def touch(self, out: Sink, e: Any, **values: Any) -> None:
         """Every holder event moves its version and update time."""
-        out.update(self.s.holders, {"id": str(e.originator_id)},
-                    {"version": e.originator_version, "updated_at": timestamp_of(e),
-                     **values})
+        out.update(
+            self.s.holders,
+            {"id": str(e.originator_id)},
+            {"version": e.originator_version, "updated_at": timestamp_of(e), **values},
+        )
 
     def change_state(self, out: Sink, e: Any, position: int, **values: Any) -> None:
         """A change to a column with history: update, then start a new interval."""

@@ -24,7 +24,9 @@ from projections.grant_history import GrantHistory
 from projections.past import moment_of, position_at_time
 from projections.replay import replay
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(admin_actor)])
+router = APIRouter(
+    prefix="/v1/audit", tags=["audit"], dependencies=[Depends(admin_actor)]
+)
 
 MAX_PAGE = 1000
 
@@ -40,7 +42,9 @@ class ReplayRequest(BaseModel):
 def audit_events(
     after: int = Query(0, ge=0, description="Answer events after this position."),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
-    holder: str | None = Query(None, description="Only this holder's (or resource's) events."),
+    holder: str | None = Query(
+        None, description="Only this holder's (or resource's) events."
+    ),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -57,7 +61,9 @@ def audit_grants(
     key_id: str | None = Query(None, description="One key; or give kind and name."),
     kind: str | None = Query(None),
     name: str | None = Query(None, description="One resource; needs kind."),
-    from_: str | None = Query(None, alias="from", description="Intervals that end after."),
+    from_: str | None = Query(
+        None, alias="from", description="Intervals that end after."
+    ),
     to: str | None = Query(None, description="Intervals that start at or before."),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
@@ -77,9 +83,16 @@ def audit_grants(
 
     with ledger.engine.connect() as connection:
         history = GrantHistory(connection)
-        key_ids = [key_id] if key_id is not None else history.keys_that_could_use(kinds[0], name)
-        items = [item for each in key_ids
-                 for item in history.intervals(each, kinds, name, position, time.time())]
+        key_ids = (
+            [key_id]
+            if key_id is not None
+            else history.keys_that_could_use(kinds[0], name)
+        )
+        items = [
+            item
+            for each in key_ids
+            for item in history.intervals(each, kinds, name, position, time.time())
+        ]
     if key_id is not None and not items and ledger.index.key(key_id) is None:
         raise NotFound(f"no key with id {key_id!r}")
     items = [i for i in items if overlaps(i, ends_after, starts_by)]
@@ -114,14 +127,18 @@ def audit_export(
     until = export_bound(ledger, to, head, default=head)
     records = ledger.audit.stream(after, until)
     if format == "csv":
-        return StreamingResponse(as_csv(records), media_type="text/csv",
-                                 headers=attachment("csv"))
-    return StreamingResponse(as_jsonl(records), media_type="application/x-ndjson",
-                             headers=attachment("jsonl"))
+        return StreamingResponse(
+            as_csv(records), media_type="text/csv", headers=attachment("csv")
+        )
+    return StreamingResponse(
+        as_jsonl(records), media_type="application/x-ndjson", headers=attachment("jsonl")
+    )
 
 
 def attachment(extension: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="accessledger-audit.{extension}"'}
+    return {
+        "Content-Disposition": f'attachment; filename="accessledger-audit.{extension}"'
+    }
 
 
 def parse_holder(holder: str | None) -> UUID | None:
@@ -137,14 +154,18 @@ def time_bound(text: str | None) -> float | None:
     return None if text is None else parse_time(text, "time").timestamp()
 
 
-def overlaps(interval: dict[str, Any], ends_after: float | None, starts_by: float | None) -> bool:
+def overlaps(
+    interval: dict[str, Any], ends_after: float | None, starts_by: float | None
+) -> bool:
     if starts_by is not None and moment_of(interval["granted_at"]) > starts_by:
         return False
     revoked = interval["revoked_at"]
     return ends_after is None or revoked is None or moment_of(revoked) > ends_after
 
 
-def until_position(ledger: Ledger, position: int | None, moment: str | None, head: int) -> int:
+def until_position(
+    ledger: Ledger, position: int | None, moment: str | None, head: int
+) -> int:
     if position is not None and moment is not None:
         raise InvalidRequest("give until_position or until_time, not both")
     if position is not None:

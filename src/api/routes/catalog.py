@@ -23,7 +23,9 @@ from domain.aggregates import Change
 from domain.errors import InvalidRequest, NotFound
 from domain.resources import check_kind
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"], dependencies=[Depends(admin_actor)])
+router = APIRouter(
+    prefix="/v1/catalog", tags=["catalog"], dependencies=[Depends(admin_actor)]
+)
 
 STATUSES = ("active", "retired")
 
@@ -54,7 +56,10 @@ def list_resources(
     position = ledger.current()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("resource", page.after, keep, page.limit)
-        body = {"items": [resource_public(e) for e in items], "next_cursor": cursor_of(next_seq)}
+        body = {
+            "items": [resource_public(e) for e in items],
+            "next_cursor": cursor_of(next_seq),
+        }
     return answer(body, position)
 
 
@@ -65,7 +70,9 @@ def sync_catalog(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     """Make the active resources of one kind exactly the names a gateway has."""
-    counts, position = ledger.sync_catalog(body.kind, body.names, body.retire_missing, change)
+    counts, position = ledger.sync_catalog(
+        body.kind, body.names, body.retire_missing, change
+    )
     return written(counts, position)
 
 

@@ -24,7 +24,9 @@ from api.schemas import AccessGroupCreate, AccessGroupUpdate
 from domain.aggregates import Change
 
 router = APIRouter(
-    prefix="/v1/access-groups", tags=["access groups"], dependencies=[Depends(admin_actor)]
+    prefix="/v1/access-groups",
+    tags=["access groups"],
+    dependencies=[Depends(admin_actor)],
 )
 
 
@@ -34,7 +36,9 @@ def create_group(
     change: Change = Depends(change_by),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    group_id, position = ledger.create_group(body.name, body.description, body.grants, change)
+    group_id, position = ledger.create_group(
+        body.name, body.description, body.grants, change
+    )
     return written(group_public(ledger.index.holders[group_id]), position, 201)
 
 
@@ -53,7 +57,10 @@ def list_groups(
     position = ledger.current()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("group", page.after, keep, page.limit)
-        body = {"items": [group_public(g) for g in items], "next_cursor": cursor_of(next_seq)}
+        body = {
+            "items": [group_public(g) for g in items],
+            "next_cursor": cursor_of(next_seq),
+        }
     return answer(body, position)
 
 
@@ -78,8 +85,13 @@ def update_group(
     """Rename, describe, add and remove grants; every key and team using the
     group changes at once."""
     position = ledger.update_group(
-        group_id, change, name=body.name, description=body.description,
-        add=body.add, remove=body.remove, if_match=if_match,
+        group_id,
+        change,
+        name=body.name,
+        description=body.description,
+        add=body.add,
+        remove=body.remove,
+        if_match=if_match,
     )
     return written(group_public(ledger.index.holders[group_id]), position)
 

@@ -35,8 +35,13 @@ def create_key(
 ) -> Response:
     """Create a key; its secret is in this answer and nowhere else, ever."""
     (key_id, secret), position = ledger.create_key(
-        body.alias, change, team_id=body.team_id, access_groups=body.access_groups,
-        grants=body.grants, restrict=body.restrict, expires_at=body.expires_at,
+        body.alias,
+        change,
+        team_id=body.team_id,
+        access_groups=body.access_groups,
+        grants=body.grants,
+        restrict=body.restrict,
+        expires_at=body.expires_at,
     )
     key = key_public(ledger.index.holders[key_id], now())
     return written({**key, "secret": secret}, position, 201)
@@ -92,7 +97,11 @@ def update_key(
     `expires_at` null clears the expiry; fields left out stay as they are."""
     given = body.model_fields_set
     position = ledger.update_key(
-        key_id, change, alias=body.alias, add=body.add, remove=body.remove,
+        key_id,
+        change,
+        alias=body.alias,
+        add=body.add,
+        remove=body.remove,
         restrict=body.restrict if "restrict" in given else UNSET,
         expires_at=body.expires_at if "expires_at" in given else UNSET,
         if_match=if_match,

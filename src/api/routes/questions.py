@@ -76,7 +76,8 @@ async def check_bulk(
     position = ledger.current()
     if any(item.at is not None or item.position is not None for item in body.checks):
         results = await run_in_threadpool(
-            lambda: [evaluate_past(ledger, item, position) for item in body.checks])
+            lambda: [evaluate_past(ledger, item, position) for item in body.checks]
+        )
         return answer({"results": results, "position": position}, position)
     moment = now()
     with ledger.index.lock:
@@ -97,7 +98,9 @@ async def key_access(
     kinds = (check_kind(kind),) if kind is not None else KINDS
     current = ledger.current()
     if at is not None or position is not None:
-        body = await run_in_threadpool(access_past, ledger, key_id, kinds, at, position, current)
+        body = await run_in_threadpool(
+            access_past, ledger, key_id, kinds, at, position, current
+        )
         return answer(body, current)
     with ledger.index.lock:
         key = live_holder(ledger.index, "key", key_id)
@@ -151,8 +154,9 @@ async def list_models(
     return answer(body, position)
 
 
-def moment_asked(ledger: Ledger, connection: Any, at: Any, position: Any,
-                 head: int) -> tuple[int, float]:
+def moment_asked(
+    ledger: Ledger, connection: Any, at: Any, position: Any, head: int
+) -> tuple[int, float]:
     """The command boundary an as-of question lands on, and the clock then.
 
     `at` is the last position committed at or before that time by the
@@ -187,8 +191,9 @@ def evaluate_past(ledger: Ledger, item: CheckRequest, head: int) -> dict[str, An
         return decision_public(past.index, decision, boundary)
 
 
-def access_past(ledger: Ledger, key_id: str, kinds: tuple[str, ...], at: Any,
-                position: Any, head: int) -> dict[str, Any]:
+def access_past(
+    ledger: Ledger, key_id: str, kinds: tuple[str, ...], at: Any, position: Any, head: int
+) -> dict[str, Any]:
     with ledger.engine.connect() as connection:
         boundary, moment = moment_asked(ledger, connection, at, position, head)
         past = PastIndex(connection, boundary)
@@ -213,7 +218,9 @@ def evaluate(
     index: AccessIndex, item: CheckRequest, moment: float, position: int
 ) -> dict[str, Any]:
     key = find_key(index, item)
-    return decision_public(index, index.check(key, item.kind, item.name, moment), position)
+    return decision_public(
+        index, index.check(key, item.kind, item.name, moment), position
+    )
 
 
 def find_key(index: AccessIndex, item: CheckRequest) -> HolderEntry | None:

@@ -23,7 +23,9 @@ from api.presenters import team_public
 from api.schemas import TeamCreate, TeamUpdate
 from domain.aggregates import Change
 
-router = APIRouter(prefix="/v1/teams", tags=["teams"], dependencies=[Depends(admin_actor)])
+router = APIRouter(
+    prefix="/v1/teams", tags=["teams"], dependencies=[Depends(admin_actor)]
+)
 
 
 @router.post("", status_code=201)
@@ -32,7 +34,9 @@ def create_team(
     change: Change = Depends(change_by),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    team_id, position = ledger.create_team(body.name, body.access_groups, body.grants, change)
+    team_id, position = ledger.create_team(
+        body.name, body.access_groups, body.grants, change
+    )
     return written(team_public(ledger.index.holders[team_id]), position, 201)
 
 
@@ -51,7 +55,10 @@ def list_teams(
     position = ledger.current()
     with ledger.index.lock:
         items, next_seq = ledger.index.listing("team", page.after, keep, page.limit)
-        body = {"items": [team_public(t) for t in items], "next_cursor": cursor_of(next_seq)}
+        body = {
+            "items": [team_public(t) for t in items],
+            "next_cursor": cursor_of(next_seq),
+        }
     return answer(body, position)
 
 
@@ -74,7 +81,12 @@ def update_team(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.update_team(
-        team_id, change, name=body.name, add=body.add, remove=body.remove, if_match=if_match
+        team_id,
+        change,
+        name=body.name,
+        add=body.add,
+        remove=body.remove,
+        if_match=if_match,
     )
     return written(team_public(ledger.index.holders[team_id]), position)
 
