@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: beside the store)",
     )
     apply.add_argument("--reason", help="reason recorded with every change")
-    apply.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(apply)
     apply.set_defaults(run=run_apply)
 
     audit = commands.add_parser("audit", help="replay and export the event log")
@@ -101,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 and list differences when replay and live differ",
     )
-    replay.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar"
-    )
+    add_progress_option(replay)
     add_database_option(replay)
     replay.set_defaults(run=run_replay)
 
@@ -135,12 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
             "Running servers keep answering throughout."
         ),
     )
-    rebuild.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar"
-    )
+    add_progress_option(rebuild)
     add_database_option(rebuild)
     rebuild.set_defaults(run=run_rebuild)
     return parser
+
+
+def add_progress_option(parser: Any) -> None:
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
 
 
 def add_database_option(parser: Any) -> None:
