@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import Table
+from sqlalchemy import String, Table, Text
 from sqlalchemy.engine import Connection
 
 from projections.tables import HOLDER_STATE, LedgerSchema
@@ -32,6 +32,12 @@ class MemoryTable:
         self.at = {name: number for number, name in enumerate(self.columns)}
         self.key = key
         self.key_at = [self.at[c] for c in key]
+        # Columns holding ids, kinds, selectors and names: worth keeping once.
+        self.text_at = [
+            n
+            for n, column in enumerate(table.columns)
+            if isinstance(column.type, (String, Text))
+        ]
         self.rows: dict[tuple, list[Any]] = {}
         self.indexes: dict[int, dict[Any, set[tuple]]] = {self.at[c]: {} for c in indexed}
 
