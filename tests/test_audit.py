@@ -286,3 +286,35 @@ def sample_answers(ledger: Ledger, player: HistoryPlayer, chance: random.Random)
         )
         for key in chance.sample(live, min(25, len(live)))
     ]
+
+
+def test_an_events_time_asks_about_that_event(client: Any, story: dict) -> None:
+    """`at` in the event log is the commit time by the store's clock, so
+    asking at that time sees the event."""
+    key_id, moments = story["key"]["id"], story["moments"]
+    events = ok(client.get("/v1/audit/events", params={"holder": key_id}))["items"]
+    granted = next(e for e in events if e["position"] == moments["granted"])
+    then = ok(
+        client.post(
+            "/v1/check",
+            json={
+                "key_id": key_id,
+                "kind": "model",
+                "name": "gpt-4o",
+                "at": granted["at"],
+            },
+        )
+    )
+    assert then["position"] == moments["granted"]
+    assert len(then["reasons"]) == 2
+
+
+def test_grant_ranges_take_positions_too(client: Any, story: dict) -> None:
+    key_id, moments = story["key"]["id"], story["moments"]
+    query = {"key_id": key_id, "from": moments["revoked"]}
+    assert ok(client.get("/v1/audit/grants", params=query))["items"] == []
+    query = {"key_id": key_id, "to": moments["attached"] - 1}
+    assert ok(client.get("/v1/audit/grants", params=query))["items"] == []
+    query = {"key_id": key_id, "from": moments["granted"], "to": moments["granted"]}
+    assert len(ok(client.get("/v1/audit/grants", params=query))["items"]) == 1
+    assert client.get("/v1/audit/export", params={"from": 5, "to": 2}).status_code == 400

@@ -48,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the HTTP API",
         description="Run the HTTP API. The store is created on first start.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=4000, help="port to listen on")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=4000, help="port to listen on (default: %(default)s)"
+    )
     add_database_option(serve)
     serve.set_defaults(run=run_serve)
 

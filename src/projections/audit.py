@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from bisect import bisect_left
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+
+from projections.tables import LIVE
 
 COLUMNS = ("position", "type", "holder", "at", "actor", "reason", "data")
 PAGE = 1000
@@ -43,6 +47,7 @@ class AuditLog:
         self.app = app
         self.engine = engine
         self.records = app.recorder.events_record_cls
+        self.commits = LIVE.commits
         # Events shared by every holder are defined once, on `Holder` or
         # `Principal`; the answer names the holder's own aggregate instead.
         self.holder_type = holder_type
@@ -69,7 +74,32 @@ class AuditLog:
     def events(
         self, after: int, limit: int, holder: UUID | None = None, until: int | None = None
     ) -> list[dict[str, Any]]:
-        return [self.record(row) for row in self.rows(after, limit, holder, until)]
+        rows = self.rows(after, limit, holder, until)
+        times = self.commit_times(rows)
+        return [self.record(row, times) for row in rows]
+
+    def commit_times(self, rows: list[Any]) -> tuple[list[int], list[float]]:
+        """When the commands of these events committed, by the store's clock:
+        the `at` that an as-of question takes back to exactly this event."""
+        if not rows:
+            return [], []
+        commits = self.commits
+        query = (
+            select(commits.c.position, commits.c.committed_at)
+            .where(commits.c.position >= rows[0].id, commits.c.position <= rows[-1].id)
+            .order_by(commits.c.position)
+        )
+        with self.engine.connect() as connection:
+            found = list(connection.execute(query))
+            later = connection.execute(
+                select(commits.c.position, commits.c.committed_at)
+                .where(commits.c.position > rows[-1].id)
+                .order_by(commits.c.position)
+                .limit(1)
+            ).first()
+        if later is not None:
+            found.append(later)
+        return [r.position for r in found], [r.committed_at for r in found]
 
     def stream(
         self, after: int = 0, until: int | None = None
@@ -94,14 +124,18 @@ class AuditLog:
         )
         return self.app.mapper.to_domain_event(stored)
 
-    def record(self, row: Any) -> dict[str, Any]:
+    def record(self, row: Any, times: tuple[list[int], list[float]]) -> dict[str, Any]:
         event = self.decode(row)
+        positions, moments = times
+        at = bisect_left(positions, row.id)
         data = {k: plain(v) for k, v in vars(event).items() if k not in ENVELOPE}
         return {
             "position": row.id,
             "type": self.event_type(row.topic, str(row.originator_id)),
             "holder": str(row.originator_id),
-            "at": event.timestamp.isoformat().replace("+00:00", "Z"),
+            "at": moment_text(moments[at])
+            if at < len(moments)
+            else timestamp_text(event),
             "actor": getattr(event, "actor", None),
             "reason": getattr(event, "reason", None),
             "data": data,
@@ -115,6 +149,15 @@ class AuditLog:
                 self.holder_type(holder_id) or "", defined_on
             )
         return f"{defined_on}.{name}"
+
+
+def moment_text(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def timestamp_text(event: Any) -> str:
+    """The writer's clock, for an event whose command has no commit row."""
+    return str(event.timestamp.isoformat()).replace("+00:00", "Z")
 
 
 def plain(value: Any) -> Any:

@@ -61,6 +61,7 @@ class GrantHistory:
     def __init__(self, connection: Connection, schema: LedgerSchema = LIVE) -> None:
         self.connection = connection
         self.s = schema
+        self.commits: tuple[list[int], list[float]] | None = None
 
     def intervals(
         self, key_id: str, kinds: tuple[str, ...], name: str | None, head: int, now: float
@@ -79,7 +80,7 @@ class GrantHistory:
             key_id: key,
             **{h: self.holder_timeline(h) for h in principals[1:] + group_ids},
         }
-        grants = self.grant_timelines(principals + group_ids, kinds)
+        grants = self.grant_timelines(principals + group_ids, kinds, name)
         resources = self.resource_timelines(kinds, name, grants)
         commits = self.commit_times()
 
@@ -144,8 +145,10 @@ class GrantHistory:
         return timelines
 
     def grant_timelines(
-        self, holder_ids: list[str], kinds: tuple[str, ...]
+        self, holder_ids: list[str], kinds: tuple[str, ...], name: str | None
     ) -> dict[str, Timeline]:
+        """Grant intervals of these holders; for one resource, only the grants
+        that match it (the others cannot change its intervals)."""
         history = self.s.grant_history
         rows = self.connection.execute(
             select(history).where(
@@ -154,7 +157,8 @@ class GrantHistory:
         )
         timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
         for row in rows:
-            timelines[row.holder_id].add(row)
+            if name is None or matches(row.selector, name):
+                timelines[row.holder_id].add(row)
         return timelines
 
     def resource_timelines(
@@ -175,6 +179,9 @@ class GrantHistory:
         return timelines
 
     def commit_times(self) -> tuple[list[int], list[float]]:
+        """Every command's position and time, read once per question."""
+        if self.commits is not None:
+            return self.commits
         commits = self.s.commits
         rows = self.connection.execute(
             select(commits.c.position, commits.c.committed_at).order_by(
@@ -185,7 +192,8 @@ class GrantHistory:
         for row in rows:
             positions.append(row.position)
             times.append(row.committed_at)
-        return positions, times
+        self.commits = (positions, times)
+        return self.commits
 
 
 class Sweep:

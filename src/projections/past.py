@@ -25,6 +25,8 @@ from projections.access_index import (
 )
 from projections.tables import LIVE, LedgerSchema, decode_restriction
 
+TIME_RESOLUTION = 1e-6
+
 
 def held_at(table: Table, position: int) -> Any:
     """Rows whose interval contains the state after `position`."""
@@ -51,8 +53,11 @@ def position_at_time(
 ) -> int:
     """The last position committed at or before `moment`, by the store's clock."""
     commits = schema.commits
+    # Times travel as text to the microsecond; a commit in the same
+    # microsecond as the time asked about counts as at or before it.
+    within = moment + TIME_RESOLUTION
     found = connection.execute(
-        select(func.max(commits.c.position)).where(commits.c.committed_at <= moment)
+        select(func.max(commits.c.position)).where(commits.c.committed_at <= within)
     ).scalar()
     return int(found or 0)
 

@@ -7,7 +7,6 @@ These routes read the store (not the in-memory index), so they are plain
 from __future__ import annotations
 
 import time
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -21,7 +20,7 @@ from domain.resources import KINDS, check_kind, check_name
 from domain.rules import parse_time
 from projections.audit import as_csv, as_jsonl
 from projections.grant_history import GrantHistory
-from projections.past import moment_of, position_at_time
+from projections.past import position_at_time
 from projections.replay import replay
 
 router = APIRouter(
@@ -62,9 +61,11 @@ def audit_grants(
     kind: str | None = Query(None),
     name: str | None = Query(None, description="One resource; needs kind."),
     from_: str | None = Query(
-        None, alias="from", description="Intervals that end after."
+        None, alias="from", description="Intervals that end after (time or position)."
     ),
-    to: str | None = Query(None, description="Intervals that start at or before."),
+    to: str | None = Query(
+        None, description="Intervals that start at or before (time or position)."
+    ),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -79,7 +80,8 @@ def audit_grants(
     if key_id is None and name is None:
         raise InvalidRequest("give key_id, or kind and name")
     position = ledger.current()
-    starts_by, ends_after = time_bound(to), time_bound(from_)
+    ends_after = export_bound(ledger, from_, position, default=0)
+    starts_by = export_bound(ledger, to, position, default=position)
 
     with ledger.engine.connect() as connection:
         history = GrantHistory(connection)
@@ -95,7 +97,12 @@ def audit_grants(
         ]
     if key_id is not None and not items and ledger.index.key(key_id) is None:
         raise NotFound(f"no key with id {key_id!r}")
-    items = [i for i in items if overlaps(i, ends_after, starts_by)]
+    items = [
+        i
+        for i in items
+        if i["granted_position"] <= starts_by
+        and (i["revoked_position"] is None or i["revoked_position"] > ends_after)
+    ]
     return answer({"items": items}, position)
 
 
@@ -125,6 +132,8 @@ def audit_export(
     head = ledger.current()
     after = export_bound(ledger, from_, head, default=0)
     until = export_bound(ledger, to, head, default=head)
+    if after > until:
+        raise InvalidRequest("from is after to")
     records = ledger.audit.stream(after, until)
     if format == "csv":
         return StreamingResponse(
@@ -150,19 +159,6 @@ def parse_holder(holder: str | None) -> UUID | None:
         raise InvalidRequest("holder must be an id") from None
 
 
-def time_bound(text: str | None) -> float | None:
-    return None if text is None else parse_time(text, "time").timestamp()
-
-
-def overlaps(
-    interval: dict[str, Any], ends_after: float | None, starts_by: float | None
-) -> bool:
-    if starts_by is not None and moment_of(interval["granted_at"]) > starts_by:
-        return False
-    revoked = interval["revoked_at"]
-    return ends_after is None or revoked is None or moment_of(revoked) > ends_after
-
-
 def until_position(
     ledger: Ledger, position: int | None, moment: str | None, head: int
 ) -> int:
@@ -182,7 +178,8 @@ def until_position(
 
 
 def export_bound(ledger: Ledger, text: str | None, head: int, default: int) -> int:
-    """A position as given, or the last position committed by a time."""
+    """A position as given, or the last position committed by a time: the
+    range a `from` and a `to` name is the events after `from` up to `to`."""
     if text is None:
         return default
     if text.isdigit() and text.isascii():
