@@ -41,23 +41,24 @@ def command_boundary(
 ) -> int:
     """The end of the last command committed at or before `position`: an
     answer about the past never sees half of a command."""
-    commits = schema.commits
-    found = connection.execute(
-        select(func.max(commits.c.position)).where(commits.c.position <= position)
-    ).scalar()
-    return int(found or 0)
+    return last_commit(connection, schema.commits.c.position <= position, schema)
 
 
 def position_at_time(
     connection: Connection, moment: float, schema: LedgerSchema = LIVE
 ) -> int:
     """The last position committed at or before `moment`, by the store's clock."""
-    commits = schema.commits
     # Times travel as text to the microsecond; a commit in the same
     # microsecond as the time asked about counts as at or before it.
     within = moment + TIME_RESOLUTION
+    return last_commit(connection, schema.commits.c.committed_at <= within, schema)
+
+
+def last_commit(
+    connection: Connection, condition: Any, schema: LedgerSchema = LIVE
+) -> int:
     found = connection.execute(
-        select(func.max(commits.c.position)).where(commits.c.committed_at <= within)
+        select(func.max(schema.commits.c.position)).where(condition)
     ).scalar()
     return int(found or 0)
 
