@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from domain.rules import Decision, Reason
+from domain.rules import Decision, Reason, seconds_of
 from projections.access_index import AccessIndex, HolderEntry, ResourceEntry
 
 
@@ -115,7 +114,7 @@ def model_list_public(index: AccessIndex, key: HolderEntry, now: float) -> dict[
             {
                 "id": name,
                 "object": "model",
-                "created": unix_seconds(entry.created_at),
+                "created": int(seconds_of(entry.created_at)),
                 "owned_by": owner_of(name),
             }
         )
@@ -126,7 +125,3 @@ def owner_of(model_name: str) -> str:
     """The provider prefix of names like `openai/gpt-4o`; ours otherwise."""
     provider, slash, _ = model_name.partition("/")
     return provider if slash and provider else "accessledger"
-
-
-def unix_seconds(moment: str) -> int:
-    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())

@@ -10,9 +10,10 @@ from typing import Any, Iterator
 
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+
+from projections.audit import events_after
 
 
 class LedgerRecorder(SQLAlchemyApplicationRecorder):
@@ -68,19 +69,7 @@ class LogReader:
         return (row[0] if row else None) or 0
 
     def rows_after(self, position: int, stop: int, limit: int) -> list[Any]:
-        records = self.records
-        query = (
-            select(
-                records.id,
-                records.originator_id,
-                records.originator_version,
-                records.topic,
-                records.state,
-            )
-            .where(records.id > position, records.id <= stop)
-            .order_by(records.id)
-            .limit(limit)
-        )
+        query = events_after(self.records, position, limit, until=stop)
         with self.lock, self.guarded() as connection:
             return list(connection.execute(query))
 

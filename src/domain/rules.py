@@ -167,5 +167,15 @@ def format_time(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def seconds_of(text: str) -> float:
+    """Seconds since the epoch of a time this service wrote (RFC 3339, Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def text_of(seconds: float) -> str:
+    """The RFC 3339 text of seconds since the epoch."""
+    return format_time(datetime.fromtimestamp(seconds, timezone.utc))
+
+
 def canonical_time(value: object, what: str = "time") -> str:
     return format_time(parse_time(value, what))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator
 
 from domain.aggregates import AccessGroup, CatalogResource, Holder, Key, Principal, Team
@@ -24,6 +23,7 @@ from domain.rules import (
     Reason,
     decide_grants,
     restriction_allows,
+    seconds_of,
 )
 from projections.tables import timestamp_of
 
@@ -507,5 +507,4 @@ def set_expiry(entry: HolderEntry, expires_at: str | None) -> None:
     entry.expires_at = expires_at
     entry.expires_ts = None
     if expires_at is not None:
-        moment = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
-        entry.expires_ts = moment.timestamp()
+        entry.expires_ts = seconds_of(expires_at)

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from bisect import bisect_left
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 from uuid import UUID
 
@@ -19,7 +18,8 @@ from eventsourcing.persistence import StoredEvent
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from projections.tables import LIVE
+from domain.rules import text_of
+from projections.tables import LIVE, timestamp_of
 
 COLUMNS = ("position", "type", "holder", "at", "actor", "reason", "data")
 PAGE = 1000
@@ -56,20 +56,12 @@ class AuditLog:
         self, after: int, limit: int, holder: UUID | None = None, until: int | None = None
     ) -> list[Any]:
         """Stored events after a position, oldest first."""
-        records = self.records
-        query = select(
-            records.id,
-            records.originator_id,
-            records.originator_version,
-            records.topic,
-            records.state,
-        ).where(records.id > after)
-        if holder is not None:
-            query = query.where(records.originator_id == holder)
-        if until is not None:
-            query = query.where(records.id <= until)
         with self.engine.connect() as connection:
-            return list(connection.execute(query.order_by(records.id).limit(limit)))
+            return list(
+                connection.execute(
+                    events_after(self.records, after, limit, until, holder)
+                )
+            )
 
     def events(
         self, after: int, limit: int, holder: UUID | None = None, until: int | None = None
@@ -133,9 +125,7 @@ class AuditLog:
             "position": row.id,
             "type": self.event_type(row.topic, str(row.originator_id)),
             "holder": str(row.originator_id),
-            "at": moment_text(moments[at])
-            if at < len(moments)
-            else timestamp_text(event),
+            "at": text_of(moments[at]) if at < len(moments) else timestamp_of(event),
             "actor": getattr(event, "actor", None),
             "reason": getattr(event, "reason", None),
             "data": data,
@@ -151,13 +141,27 @@ class AuditLog:
         return f"{defined_on}.{name}"
 
 
-def moment_text(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def timestamp_text(event: Any) -> str:
-    """The writer's clock, for an event whose command has no commit row."""
-    return str(event.timestamp.isoformat()).replace("+00:00", "Z")
+def events_after(
+    records: Any,
+    after: int,
+    limit: int,
+    until: int | None = None,
+    holder: UUID | None = None,
+) -> Any:
+    """The query for stored events after a position, oldest first, with the
+    columns a domain event is decoded from."""
+    query = select(
+        records.id,
+        records.originator_id,
+        records.originator_version,
+        records.topic,
+        records.state,
+    ).where(records.id > after)
+    if until is not None:
+        query = query.where(records.id <= until)
+    if holder is not None:
+        query = query.where(records.originator_id == holder)
+    return query.order_by(records.id).limit(limit)
 
 
 def plain(value: Any) -> Any:

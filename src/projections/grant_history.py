@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from domain.resources import is_pattern, matches
-from domain.rules import restriction_allows
-from projections.past import moment_of
+from domain.rules import restriction_allows, seconds_of, text_of
 from projections.tables import LIVE, LedgerSchema, decode_restriction
 
 
@@ -232,7 +230,7 @@ class Sweep:
                 interval.update(
                     revoked_position=position,
                     ended_by="expiry" if expiry else "change",
-                    revoked_at=expiry if expiry else format_moment(moment),
+                    revoked_at=expiry if expiry else text_of(moment),
                 )
                 closed.append(interval)
             for resource in sorted(set(access) - set(open_)):
@@ -255,7 +253,7 @@ class Sweep:
             "key_id": self.key_id,
             "kind": resource[0],
             "name": resource[1],
-            "granted_at": format_moment(moment),
+            "granted_at": text_of(moment),
             "granted_position": position,
             "revoked_at": None,
             "revoked_position": None,
@@ -280,7 +278,7 @@ class Sweep:
             expires_at = interval.row.expires_at
             if expires_at is None:
                 continue
-            moment = moment_of(expires_at)
+            moment = seconds_of(expires_at)
             position = self.position_by(moment)
             ends_before = interval.end is not None and position >= interval.end
             if moment <= now and position >= interval.start and not ends_before:
@@ -291,7 +289,7 @@ class Sweep:
         key = self.states[self.key_id].one_at(position)
         if key is None or key.deleted or key.blocked:
             return {}
-        if key.expires_at is not None and moment >= moment_of(key.expires_at):
+        if key.expires_at is not None and moment >= seconds_of(key.expires_at):
             return {}
         team = self.states[self.team_id].one_at(position) if self.team_id else None
         if team is not None and team.blocked:
@@ -359,8 +357,3 @@ def sorted_reasons(reasons: list[dict]) -> list[dict]:
     return sorted(
         reasons, key=lambda r: (ORDER[r["source"]], r["holder_id"], r["selector"])
     )
-
-
-def format_moment(moment: float) -> str:
-    text = datetime.fromtimestamp(moment, timezone.utc).isoformat()
-    return text.replace("+00:00", "Z")

@@ -9,7 +9,6 @@ holder names of that moment. Nothing is replayed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import Table, and_, func, or_, select, true
@@ -204,7 +203,3 @@ class PastIndex:
         self.index.active_names[kind] = list(names)
         for pattern in list(self.index.expansions[kind]):
             self.index.expand(kind, pattern)
-
-
-def moment_of(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
