@@ -28,6 +28,8 @@ router = APIRouter(
 )
 
 MAX_PAGE = 1000
+# The largest id a store keeps (a signed 64-bit integer on both stores).
+MAX_POSITION = 2**63 - 1
 
 
 class ReplayRequest(BaseModel):
@@ -39,7 +41,9 @@ class ReplayRequest(BaseModel):
 
 @router.get("/events")
 def audit_events(
-    after: int = Query(0, ge=0, description="Answer events after this position."),
+    after: int = Query(
+        0, ge=0, le=MAX_POSITION, description="Answer events after this position."
+    ),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
     holder: str | None = Query(
         None, description="Only this holder's (or resource's) events."
@@ -82,6 +86,8 @@ def audit_grants(
     position = ledger.current()
     ends_after = export_bound(ledger, from_, position, default=0)
     starts_by = export_bound(ledger, to, position, default=position)
+    if ends_after > starts_by:
+        raise InvalidRequest("from is after to")
 
     with ledger.engine.connect() as connection:
         history = GrantHistory(connection)
