@@ -10,114 +10,203 @@ id, kind or selector text is kept once however many rows name it.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import String, Table, Text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table
 
 from projections.tables import HOLDER_STATE, LedgerSchema
 
-CHUNK = 20_000
+CHUNK = 10_000
+
+
+SHARED_TEXT = {"id", "holder_id", "group_id", "team_id", "type", "kind", "selector"}
+
+
+class KeyIndex:
+    """The keys of the rows holding each value of one column.
+
+    Most values (a holder's id, say) are held by one row, so a lone key is
+    stored as itself and a set is made only for the second: a hundred
+    thousand one-element sets would cost more than the rows they index.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[Any, tuple | set[tuple]] = {}
+
+    def add(self, value: Any, key: tuple) -> None:
+        held = self.keys.get(value)
+        if held is None:
+            self.keys[value] = key
+        elif isinstance(held, set):
+            held.add(key)
+        else:
+            self.keys[value] = {held, key}
+
+    def discard(self, value: Any, key: tuple) -> None:
+        held = self.keys.get(value)
+        if isinstance(held, set):
+            held.discard(key)
+        elif held == key:
+            del self.keys[value]
+
+    def get(self, value: Any) -> Iterable[tuple]:
+        held = self.keys.get(value)
+        if held is None:
+            return ()
+        return held if isinstance(held, set) else (held,)
 
 
 class MemoryTable:
     """Rows by key (for history tables: the open rows), with hash indexes on
-    the columns that row changes select by."""
+    the columns that row changes select by. A history table whose open rows
+    always have the same keys as a table of current state (a grant's open
+    interval, say, and the grant) borrows that table's indexes instead of
+    keeping a copy."""
 
     def __init__(
-        self, table: Table, key: tuple[str, ...], indexed: tuple[str, ...] = ()
+        self,
+        table: Table,
+        key: tuple[str, ...],
+        indexed: tuple[str, ...] = (),
+        borrowed_from: MemoryTable | None = None,
     ) -> None:
         self.table = table
         self.columns = [column.name for column in table.columns]
         self.at = {name: number for number, name in enumerate(self.columns)}
         self.key = key
-        self.key_at = [self.at[c] for c in key]
-        # Columns holding ids, kinds, selectors and names: worth keeping once.
-        self.text_at = [
-            n
-            for n, column in enumerate(table.columns)
-            if isinstance(column.type, (String, Text))
-        ]
-        self.rows: dict[tuple, list[Any]] = {}
-        self.indexes: dict[int, dict[Any, set[tuple]]] = {self.at[c]: {} for c in indexed}
+        # A one-column key is the value itself, not a one-element tuple.
+        self.key_of_row = itemgetter(*[self.at[c] for c in key])
+        self.key_of_where = itemgetter(*key)
+        # Ids, kinds, selectors and names repeat from row to row and table to
+        # table: worth keeping once. Times and hashes are unique to their row.
+        self.shared_at = [n for n, c in enumerate(self.columns) if c in SHARED_TEXT]
+        self.rows: dict[Any, list[Any]] = {}
+        self.indexes: dict[int, KeyIndex] = {self.at[c]: KeyIndex() for c in indexed}
+        self.lookups = borrowed_from.indexes if borrowed_from else self.indexes
 
     def add(self, row: list[Any]) -> None:
-        key = tuple(row[n] for n in self.key_at)
+        key = self.key_of_row(row)
         self.rows[key] = row
         for number, index in self.indexes.items():
-            index.setdefault(row[number], set()).add(key)
+            index.add(row[number], key)
 
-    def remove(self, key: tuple) -> list[Any]:
+    def remove(self, key: Any) -> list[Any]:
         row = self.rows.pop(key)
         for number, index in self.indexes.items():
-            index[row[number]].discard(key)
+            index.discard(row[number], key)
         return row
 
-    def matching(self, where: dict[str, Any]) -> list[tuple]:
+    def matching(self, where: dict[str, Any]) -> list[Any]:
         if tuple(where) == self.key:
-            key = tuple(where[c] for c in self.key)
+            key = self.key_of_where(where)
             return [key] if key in self.rows else []
         wanted = [(self.at[c], v) for c, v in where.items()]
-        indexed = next(((n, v) for n, v in wanted if n in self.indexes), None)
-        candidates = (
-            self.indexes[indexed[0]].get(indexed[1], ()) if indexed else self.rows
-        )
+        indexed = next(((n, v) for n, v in wanted if n in self.lookups), None)
+        candidates = self.lookups[indexed[0]].get(indexed[1]) if indexed else self.rows
+        rows = self.rows
         return [
-            k for k in list(candidates) if all(self.rows[k][n] == v for n, v in wanted)
+            k
+            for k in list(candidates)
+            if k in rows and all(rows[k][n] == v for n, v in wanted)
         ]
+
+    def open_rows(self) -> Iterable[list[Any]]:
+        return self.rows.values()
+
+
+class OpenHolderIntervals:
+    """The open rows of holder history, kept as where each one started.
+
+    An open interval's state is always the holder's current state (the
+    projection closes an interval before it changes the holder, and starts
+    the next from the changed row), so the row itself is rebuilt from the
+    holder's row when it closes or is written: two hundred thousand copies
+    of every holder's state would be most of a replay's memory otherwise.
+    """
+
+    def __init__(self, table: Table, holders: MemoryTable) -> None:
+        self.table = table
+        self.columns = [column.name for column in table.columns]
+        self.at = {name: number for number, name in enumerate(self.columns)}
+        self.holders = holders
+        self.started: dict[str, int] = {}
+        self.shared_at: list[int] = []  # rows given to `add` are not kept
+
+    def add(self, row: list[Any]) -> None:
+        self.started[row[self.at["holder_id"]]] = row[self.at["from_position"]]
+
+    def remove(self, holder_id: str) -> list[Any]:
+        return self.row_of(holder_id, self.started.pop(holder_id))
+
+    def matching(self, where: dict[str, Any]) -> list[str]:
+        holder_id = where["holder_id"]
+        return [holder_id] if holder_id in self.started else []
+
+    def open_rows(self) -> Iterable[list[Any]]:
+        return (self.row_of(h, start) for h, start in self.started.items())
+
+    def row_of(self, holder_id: str, start: int) -> list[Any]:
+        holder = self.holders.rows[holder_id]
+        at = self.holders.at
+        values = {
+            "holder_id": holder_id,
+            **{name: holder[at[name]] for name in HOLDER_STATE},
+            "from_position": start,
+            "to_position": None,
+        }
+        return [values[c] for c in self.columns]
 
 
 class MemorySink:
-    """The Sink of projections.tables, in memory, for one schema."""
+    """The Sink of projections.tables, in memory, for one schema. Rows leave
+    it as tuples, a chunk at a time, through `writer.write(table, rows)`."""
 
-    def __init__(self, schema: LedgerSchema, connection: Connection) -> None:
-        from projections.replay import Digest
-
+    def __init__(self, schema: LedgerSchema, writer: Any) -> None:
         self.s = schema
-        self.connection = connection
+        self.writer = writer
         self.texts: dict[str, str] = {}
-        self.written: dict[str, Digest] = {
-            t.name: Digest() for t in schema.digest_tables()
-        }
         self.closed: dict[str, list[list[Any]]] = {}
-        self.tables = {
+        holders = MemoryTable(schema.holders, ("id",))
+        grants = MemoryTable(
+            schema.grants, ("holder_id", "kind", "selector"), ("holder_id",)
+        )
+        attachments = MemoryTable(
+            schema.attachments, ("holder_id", "group_id"), ("holder_id", "group_id")
+        )
+        self.tables: dict[str, MemoryTable | OpenHolderIntervals] = {
             memory.table.name: memory
             for memory in (
                 MemoryTable(schema.resources, ("id",)),
-                MemoryTable(schema.holders, ("id",)),
-                MemoryTable(
-                    schema.grants, ("holder_id", "kind", "selector"), ("holder_id",)
-                ),
-                MemoryTable(
-                    schema.attachments,
-                    ("holder_id", "group_id"),
-                    ("holder_id", "group_id"),
-                ),
-                MemoryTable(schema.holder_history, ("holder_id",)),
+                holders,
+                grants,
+                attachments,
+                OpenHolderIntervals(schema.holder_history, holders),
                 MemoryTable(
                     schema.grant_history,
                     ("holder_id", "kind", "selector"),
-                    ("holder_id",),
+                    borrowed_from=grants,
                 ),
                 MemoryTable(
                     schema.attachment_history,
                     ("holder_id", "group_id"),
-                    ("holder_id", "group_id"),
+                    borrowed_from=attachments,
                 ),
                 MemoryTable(schema.resource_history, ("kind", "name")),
             )
         }
 
-    def of(self, table: Table) -> MemoryTable:
+    def of(self, table: Table) -> Any:
         return self.tables[table.name]
 
-    def row(self, memory: MemoryTable, values: dict[str, Any]) -> list[Any]:
+    def row(self, memory: Any, values: dict[str, Any]) -> list[Any]:
         """A row in column order, with every text kept once."""
+        row = [values.get(c) for c in memory.columns]
         texts = self.texts
-        return [
-            texts.setdefault(v, v) if isinstance(v, str) else v
-            for v in (values.get(c) for c in memory.columns)
-        ]
+        for n in memory.shared_at:
+            if row[n] is not None:
+                row[n] = texts.setdefault(row[n], row[n])
+        return row
 
     def insert(self, table: Table, rows: Any) -> None:
         memory = self.of(table)
@@ -150,7 +239,7 @@ class MemorySink:
 
     def copy_state(self, holder_id: str, position: int) -> None:
         holders = self.of(self.s.holders)
-        holder = holders.rows[(holder_id,)]
+        holder = holders.rows[holder_id]
         state = {name: holder[holders.at[name]] for name in HOLDER_STATE}
         history = self.of(self.s.holder_history)
         history.add(
@@ -162,7 +251,7 @@ class MemorySink:
     def update_resource(self, resource_id: str, values: dict) -> tuple[str, str]:
         self.update(self.s.resources, {"id": resource_id}, values)
         resources = self.of(self.s.resources)
-        row = resources.rows[(resource_id,)]
+        row = resources.rows[resource_id]
         return row[resources.at["kind"]], row[resources.at["name"]]
 
     def finish(self) -> None:
@@ -170,30 +259,15 @@ class MemorySink:
         for name, rows in self.closed.items():
             self.write(self.tables[name], rows)
         for memory in self.tables.values():
-            self.write(memory, memory.rows.values())
+            self.write(memory, memory.open_rows())
 
-    def write(self, memory: MemoryTable, rows: Iterable[list[Any]]) -> None:
-        """Insert rows as plain tuples through the driver, a chunk at a time:
-        building one statement per row is most of what a bulk insert costs
-        otherwise. Each row also goes into the table's digest."""
-        digest = self.written[memory.table.name]
-        marker = (
-            "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
-        )
-        statement = (
-            f"INSERT INTO {memory.table.name} ({', '.join(memory.columns)}) "
-            f"VALUES ({', '.join([marker] * len(memory.columns))})"
-        )
+    def write(self, memory: Any, rows: Iterable[list[Any]]) -> None:
+        name = str(memory.table.name)
         chunk: list[tuple] = []
         for row in rows:
-            values = tuple(row)
-            digest.add(values)
-            chunk.append(values)
+            chunk.append(tuple(row))
             if len(chunk) == CHUNK:
-                self.connection.exec_driver_sql(statement, chunk)
+                self.writer.write(name, chunk)
                 chunk = []
         if chunk:
-            self.connection.exec_driver_sql(statement, chunk)
-
-    def digests(self) -> dict[str, str]:
-        return {name: digest.hex() for name, digest in self.written.items()}
+            self.writer.write(name, chunk)

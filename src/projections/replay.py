@@ -15,14 +15,17 @@ of current state can only be compared at the head.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import secrets
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
 
 from projections.audit import AuditLog
 from projections.memory_tables import MemorySink
@@ -30,6 +33,8 @@ from projections.tables import LIVE, LedgerSchema, LedgerTables
 
 PAGE = 5000
 SHOWN_DIFFERENCES = 20
+# Below this many events, starting a second process costs more than it saves.
+SECOND_PROCESS_FROM = 100_000
 
 
 @dataclass
@@ -59,19 +64,17 @@ class ReplayReport:
 
 def rebuild(
     audit: AuditLog,
-    engine: Engine,
     schema: LedgerSchema,
     until: int,
+    writer: Any,
     progress: Callable[[int], None] | None = None,
-) -> tuple[int, dict[str, str]]:
-    """Apply every event up to `until` to fresh tables; answer how many, and
-    each table's digest (taken from the rows as they are written)."""
-    schema.metadata.drop_all(engine)
-    schema.metadata.create_all(engine)
+) -> int:
+    """Apply every event up to `until` to the tables of `schema`, sending
+    their rows to `writer`; answer how many events there were."""
     tables = LedgerTables(schema)
+    sink = MemorySink(schema, writer)
     applied, after = 0, 0
-    with engine.begin() as connection:
-        sink = MemorySink(schema, connection)
+    with collector_paused():
         while after < until:
             rows = audit.rows(after, PAGE, until=until)
             if not rows:
@@ -82,7 +85,155 @@ def rebuild(
             if progress is not None:
                 progress(len(rows))
         sink.finish()
-    return applied, sink.digests()
+    return applied
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a replay holds its state.
+
+    The replayed tables are a million small lists and tuples that never form
+    cycles, but each full collection walks all of them again: with the
+    collector running, a replay of a million events takes twice as long. Its
+    garbage is freed by reference counting meanwhile; only cycles made by
+    other threads of the process wait for the collector to resume.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def create_tables(engine: Engine, schema: LedgerSchema) -> None:
+    """Fresh, empty tables, without their secondary indexes yet: building an
+    index once from all the rows costs less than keeping it up to date
+    through a million inserts."""
+    schema.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        for table in schema.metadata.sorted_tables:
+            connection.execute(CreateTable(table))
+
+
+class TableWriter:
+    """Inserts replayed rows a chunk at a time and digests them on the way.
+
+    Each chunk commits on its own: the tables are new and private to the
+    replay, and a long write transaction would hold SQLite's single write
+    lock, stalling the service's own writes for the length of the replay.
+    """
+
+    def __init__(self, engine: Engine, schema: LedgerSchema) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.tables = {table.name: table for table in schema.digest_tables()}
+        self.written = {name: Digest() for name in self.tables}
+        marker = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+        self.statements = {
+            name: f"INSERT INTO {name} ({', '.join(c.name for c in table.columns)}) "
+            f"VALUES ({', '.join([marker] * len(table.columns))})"
+            for name, table in self.tables.items()
+        }
+
+    def write(self, name: str, rows: list[tuple]) -> None:
+        digest = self.written[name]
+        for values in rows:
+            digest.add(values)
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(self.statements[name], rows)
+
+    def finish(self) -> dict[str, str]:
+        """Add the indexes; answer each table's digest."""
+        with self.engine.begin() as connection:
+            for table in self.schema.metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(connection)
+        return {name: digest.hex() for name, digest in self.written.items()}
+
+
+class Verifier:
+    """The live side of a replay: it fixes one snapshot of the live tables
+    and digests them, writes the replayed rows it is sent, then compares.
+
+    It can run in the replaying process, or in a process of its own so that
+    the two halves of the work use two cores.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        events_table: str,
+        schema: LedgerSchema,
+        until: int | None,
+    ) -> None:
+        self.schema = schema
+        self.snapshot = engine.connect()
+        begin_snapshot(self.snapshot)
+        head = self.snapshot.exec_driver_sql(f"SELECT max(id) FROM {events_table}")
+        head = int(head.scalar() or 0)
+        self.position = head if until is None else min(until, head)
+        self.at_head = self.position == head
+        self.writer = TableWriter(engine, schema)
+        self.live: dict[str, str] = {}
+
+    def digest_live(self) -> None:
+        for table in compared_tables(LIVE, self.at_head):
+            rows = rows_of(self.snapshot, table, self.cut(table))
+            self.live[str(table.name)] = table_digest(rows)
+
+    def write(self, name: str, rows: list[tuple]) -> None:
+        self.writer.write(name, rows)
+
+    def finish(self, events: int) -> ReplayReport:
+        replayed = self.writer.finish()
+        with self.writer.engine.connect() as connection:
+            report = self.compare(connection, replayed)
+        report.events = events
+        return report
+
+    def close(self) -> None:
+        self.snapshot.close()
+
+    def cut(self, table: Table) -> int | None:
+        """History is compared as it stood at the position; state only at
+        the head."""
+        return self.position if "history" in table.name else None
+
+    def compare(self, replayed: Connection, digests: dict[str, str]) -> ReplayReport:
+        report = ReplayReport(0, self.position, "", "")
+        pairs = zip(
+            compared_tables(LIVE, self.at_head),
+            compared_tables(self.schema, self.at_head),
+            strict=True,
+        )
+        ours, theirs = hashlib.sha256(), hashlib.sha256()
+        for live_table, replay_table in pairs:
+            name = str(live_table.name)
+            live_digest, replay_digest = self.live[name], digests[replay_table.name]
+            report.tables[name] = {
+                "live": live_digest,
+                "replayed": replay_digest,
+                "matches": live_digest == replay_digest,
+            }
+            theirs.update(f"{name}:{live_digest};".encode())
+            ours.update(f"{name}:{replay_digest};".encode())
+            wanted = SHOWN_DIFFERENCES - len(report.differences)
+            if live_digest != replay_digest and wanted > 0:
+                report.differences += first_differences(
+                    name,
+                    rows_of(self.snapshot, live_table, self.cut(live_table)),
+                    rows_of(replayed, replay_table, None),
+                    wanted,
+                )
+        report.digest, report.live_digest = ours.hexdigest(), theirs.hexdigest()
+        return report
+
+
+def compared_tables(schema: LedgerSchema, at_head: bool) -> list[Table]:
+    tables = schema.digest_tables()
+    return tables if at_head else [t for t in tables if "history" in t.name]
 
 
 def replay(
@@ -91,28 +242,46 @@ def replay(
     until: int | None = None,
     progress: Callable[[int], None] | None = None,
     keep: bool = False,
+    in_process: bool | None = None,
 ) -> ReplayReport:
+    """Rebuild every read model from the log up to `until` (or the head) in
+    fresh tables, and compare them with the live ones.
+
+    A long log is verified by a second process while this one replays;
+    `in_process` forces one way or the other.
+    """
     schema = LedgerSchema(f"replay_{secrets.token_hex(4)}")
-    with engine.connect() as snapshot:
-        begin_snapshot(snapshot)
-        head = audit.head(snapshot)
-        position = head if until is None else min(until, head)
-        events, digests = rebuild(audit, engine, schema, position, progress)
-        try:
-            with engine.connect() as replayed:
-                report = compare(
-                    snapshot,
-                    replayed,
-                    schema,
-                    digests,
-                    position,
-                    at_head=position == head,
-                )
-        finally:
-            if not keep:
-                schema.metadata.drop_all(engine)
-    report.events = events
-    return report
+    if in_process is None:
+        with engine.connect() as connection:
+            in_process = audit.head(connection) < SECOND_PROCESS_FROM
+    create_tables(engine, schema)
+    try:
+        if in_process:
+            return replay_here(audit, engine, schema, until, progress)
+        from projections.verifier_process import VerifierProcess
+
+        with VerifierProcess(engine, audit.events_table, schema, until) as verifier:
+            events = rebuild(audit, schema, verifier.position, verifier, progress)
+            return verifier.finish(events)
+    finally:
+        if not keep:
+            schema.metadata.drop_all(engine)
+
+
+def replay_here(
+    audit: AuditLog,
+    engine: Engine,
+    schema: LedgerSchema,
+    until: int | None,
+    progress: Callable[[int], None] | None,
+) -> ReplayReport:
+    verifier = Verifier(engine, audit.events_table, schema, until)
+    try:
+        verifier.digest_live()
+        events = rebuild(audit, schema, verifier.position, verifier, progress)
+        return verifier.finish(events)
+    finally:
+        verifier.close()
 
 
 def begin_snapshot(connection: Connection) -> None:
@@ -122,50 +291,14 @@ def begin_snapshot(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")  # SQLite fixes its snapshot at the first read
 
 
-def compare(
-    live: Connection,
-    replayed: Connection,
-    schema: LedgerSchema,
-    digests: dict[str, str],
-    position: int,
-    at_head: bool,
-) -> ReplayReport:
-    report = ReplayReport(0, position, "", "")
-    pairs = list(zip(LIVE.digest_tables(), schema.digest_tables(), strict=True))
-    if not at_head:
-        pairs = [(live, new) for live, new in pairs if "history" in live.name]
-
-    ours, theirs = hashlib.sha256(), hashlib.sha256()
-    for live_table, replay_table in pairs:
-        cut = position if "history" in live_table.name else None
-        live_digest = table_digest(rows_of(live, live_table, cut))
-        replay_digest = digests[replay_table.name]
-        name = str(live_table.name)
-        report.tables[name] = {
-            "live": live_digest,
-            "replayed": replay_digest,
-            "matches": live_digest == replay_digest,
-        }
-        theirs.update(f"{name}:{live_digest};".encode())
-        ours.update(f"{name}:{replay_digest};".encode())
-        if live_digest != replay_digest and len(report.differences) < SHOWN_DIFFERENCES:
-            report.differences += first_differences(
-                name,
-                rows_of(live, live_table, cut),
-                rows_of(replayed, replay_table, None),
-                SHOWN_DIFFERENCES - len(report.differences),
-            )
-    report.digest, report.live_digest = ours.hexdigest(), theirs.hexdigest()
-    return report
-
-
 def rows_of(connection: Connection, table: Table, cut: int | None) -> Iterator[tuple]:
     """A table's rows, in no order; history cut at a position when asked."""
     columns = [c for c in table.columns]
     query = select(*columns)
     if cut is not None:
         query = query.where(table.c.from_position <= cut)
-    for row in connection.execute(query):
+    # Streamed: PostgreSQL's driver would otherwise fetch the whole table.
+    for row in connection.execute(query.execution_options(yield_per=PAGE)):
         values = tuple(row)
         if cut is not None:
             values = cut_interval(values, [c.name for c in columns], cut)
@@ -239,7 +372,10 @@ def switch_over(
     fresh = LedgerSchema(f"rebuilt_{token}")
     with ledger.engine.connect() as connection:
         built_to = audit.head(connection)
-    events, _ = rebuild(audit, ledger.engine, fresh, built_to, progress)
+    create_tables(ledger.engine, fresh)
+    writer = TableWriter(ledger.engine, fresh)
+    events = rebuild(audit, fresh, built_to, writer, progress)
+    writer.finish()
 
     with ledger.writer_turn() as session:
         head = audit.head(session.connection())

@@ -554,10 +554,12 @@ class LedgerTables:
         )
 
     def change_state(self, out: Sink, e: Any, position: int, **values: Any) -> None:
-        """A change to a column with history: update, then start a new interval."""
-        self.touch(out, e, **values)
+        """A change to a column with history: end the open interval, update,
+        then start the next interval from the changed row. The interval ends
+        before the row changes, so a sink may take its state from the row."""
         holder_id = str(e.originator_id)
         out.close(self.s.holder_history, position, {"holder_id": holder_id})
+        self.touch(out, e, **values)
         out.copy_state(holder_id, position)
 
     def holder_renamed(self, out: Sink, e: Any, position: int) -> None:
@@ -594,8 +596,8 @@ class LedgerTables:
         for kind in KINDS:
             for selector in e.grants.get(kind, ()):
                 where = {"holder_id": holder_id, "kind": kind, "selector": selector}
-                out.delete(self.s.grants, where)
                 out.close(self.s.grant_history, position, where)
+                out.delete(self.s.grants, where)
 
     def group_attached(self, out: Sink, e: Any, position: int) -> None:
         self.touch(out, e)
@@ -604,8 +606,8 @@ class LedgerTables:
     def group_detached(self, out: Sink, e: Any, position: int) -> None:
         self.touch(out, e)
         where = {"holder_id": str(e.originator_id), "group_id": e.group_id}
-        out.delete(self.s.attachments, where)
         out.close(self.s.attachment_history, position, where)
+        out.delete(self.s.attachments, where)
 
     def holder_deleted(self, out: Sink, e: Any, position: int) -> None:
         """A deleted holder keeps its row (ids are never reused) but grants
@@ -613,12 +615,14 @@ class LedgerTables:
         holder_id = str(e.originator_id)
         self.change_state(out, e, position, deleted=True)
 
+        # Each interval ends before its row goes, as everywhere: a sink may
+        # find the open intervals through the rows of current state.
         s = self.s
-        out.delete(s.grants, {"holder_id": holder_id})
         out.close(s.grant_history, position, {"holder_id": holder_id})
+        out.delete(s.grants, {"holder_id": holder_id})
         for column in ("holder_id", "group_id"):
-            out.delete(s.attachments, {column: holder_id})
             out.close(s.attachment_history, position, {column: holder_id})
+            out.delete(s.attachments, {column: holder_id})
 
 
 def encode_restriction(restrict: dict | None) -> str | None:
