@@ -84,3 +84,26 @@ def event_count(ledger: Ledger) -> int:
         return connection.execute(
             text(f"SELECT count(*) FROM {ledger.events_table}")
         ).scalar_one()
+
+
+@pytest.fixture
+def live_url(ledger: Ledger) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 and a port the OS picks, in a
+    thread: for clients that must speak real HTTP to it."""
+    import threading
+
+    import uvicorn
+
+    app = create_app(ledger, admin_tokens(MASTER_KEY))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("the test server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.auth import bearer_token
 from api.http import (
+    POSITION_HEADER,
+    JSONAnswer,
     Page,
     admin_actor,
     answer,
@@ -29,6 +31,7 @@ from api.presenters import (
     access_public,
     decision_public,
     model_list_public,
+    model_public,
     reason_public,
 )
 from api.schemas import BulkCheckRequest, CheckRequest
@@ -140,6 +143,7 @@ async def who_can_use(
 
 @router.get("/v1/models")
 async def list_models(
+    request: Request,
     authorization: str | None = Header(None, include_in_schema=False),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -147,11 +151,54 @@ async def list_models(
     secret_hash = hash_secret(bearer_token(authorization))
     position = ledger.current()
     with ledger.index.lock:
-        key = ledger.index.key_for_secret(secret_hash)
-        if key is None or key.deleted:
-            raise Unauthorized("unknown virtual key")
+        key = calling_key(ledger.index, secret_hash)
+        request.state.actor = f"key:{key.id}"
         body = model_list_public(ledger.index, key, now())
     return answer(body, position)
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(
+    model_id: str,
+    request: Request,
+    authorization: str | None = Header(None, include_in_schema=False),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """One model of the calling key's list, as OpenAI's model object; 404 when
+    `check` would not allow it (bearer: the key's secret)."""
+    secret_hash = hash_secret(bearer_token(authorization))
+    position = ledger.current()
+    with ledger.index.lock:
+        key = calling_key(ledger.index, secret_hash)
+        request.state.actor = f"key:{key.id}"
+        decision = ledger.index.check(key, "model", model_id, now())
+        if decision.allowed:
+            return answer(model_public(ledger.index, model_id), position)
+    return model_not_found(model_id, position)
+
+
+def calling_key(index: AccessIndex, secret_hash: str) -> HolderEntry:
+    key = index.key_for_secret(secret_hash)
+    if key is None or key.deleted:
+        raise Unauthorized("unknown virtual key")
+    return key
+
+
+def model_not_found(model_id: str, position: int) -> Response:
+    """The contract's error body, plus the two fields OpenAI's clients read.
+
+    The same answer for a model that does not exist and one the key may not
+    use: a key learns nothing about models outside its own list.
+    """
+    error = {
+        "code": "not_found",
+        "message": f"the model {model_id!r} does not exist or this key cannot use it",
+        "type": "invalid_request_error",
+        "param": "model",
+    }
+    return JSONAnswer(
+        {"error": error}, status_code=404, headers={POSITION_HEADER: str(position)}
+    )
 
 
 def moment_asked(
