@@ -50,6 +50,7 @@ admin = [Depends(admin_actor)]
 @router.post("/v1/check", dependencies=admin)
 async def check(
     body: CheckRequest,
+    request: Request,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -60,13 +61,14 @@ async def check(
         result = await run_in_threadpool(evaluate_past, ledger, body, position)
         return answer(result, position)
     with ledger.index.lock:
-        result = evaluate(ledger.index, body, now(), position)
+        result = evaluate(ledger.index, body, now(), position, request.app.state.metrics)
     return answer(result, position)
 
 
 @router.post("/v1/check/bulk", dependencies=admin)
 async def check_bulk(
     body: BulkCheckRequest,
+    request: Request,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -84,7 +86,10 @@ async def check_bulk(
         return answer({"results": results, "position": position}, position)
     moment = now()
     with ledger.index.lock:
-        results = [evaluate(ledger.index, item, moment, position) for item in body.checks]
+        results = [
+            evaluate(ledger.index, item, moment, position, request.app.state.metrics)
+            for item in body.checks
+        ]
     return answer({"results": results, "position": position}, position)
 
 
@@ -262,12 +267,12 @@ def check_item(item: CheckRequest) -> None:
 
 
 def evaluate(
-    index: AccessIndex, item: CheckRequest, moment: float, position: int
+    index: AccessIndex, item: CheckRequest, moment: float, position: int, metrics: Any
 ) -> dict[str, Any]:
     key = find_key(index, item)
-    return decision_public(
-        index, index.check(key, item.kind, item.name, moment), position
-    )
+    decision = index.check(key, item.kind, item.name, moment)
+    metrics.count_decision(decision)
+    return decision_public(index, decision, position)
 
 
 def find_key(index: AccessIndex, item: CheckRequest) -> HolderEntry | None:
