@@ -189,3 +189,51 @@ def test_litellm_asks_accessledger_on_every_request(
         chat(litellm_proxy, key["secret"], "chat-fast")
     assert unreachable.value.status_code == 503
     assert "cannot be reached" in unreachable.value.message
+
+
+def post(url: str, path: str, secret: str, body: dict) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+    return httpx.post(url + path, json=body, headers=headers, timeout=30)
+
+
+def test_agent_and_mcp_routes_are_checked_by_name(
+    live_server: LiveServer, litellm_proxy: str
+) -> None:
+    with httpx.Client(base_url=live_server.url, headers=ADMIN) as admin:
+        for kind, name in [("agent", "analytics"), ("agent", "billing")]:
+            admin.put(f"/v1/catalog/{kind}/{name}").raise_for_status()
+        for name in ("github", "jira"):
+            admin.put(f"/v1/catalog/mcp_server/{name}").raise_for_status()
+        grants = {"agent": ["analytics"], "mcp_server": ["github"]}
+        key = admin.post("/v1/keys", json={"alias": "agents", "grants": grants}).json()
+
+    message = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {}}
+    refused = post(litellm_proxy, "/a2a/billing/message/send", key["secret"], message)
+    assert refused.status_code == 403
+    assert "accessledger denied agent 'billing': no_grant" in refused.text
+    # Allowed through; the proxy itself then has no such agent configured.
+    passed = post(litellm_proxy, "/a2a/analytics/message/send", key["secret"], message)
+    assert passed.status_code == 404 and "Agent 'analytics' not found" in passed.text
+
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    refused = post(litellm_proxy, "/mcp/jira", key["secret"], listing)
+    assert refused.status_code == 403
+    assert "accessledger denied mcp_server 'jira': no_grant" in refused.text
+    passed = post(litellm_proxy, "/mcp/github", key["secret"], listing)
+    assert passed.status_code not in (401, 403, 503), passed.text
+
+    # The shared /mcp route names its servers in a header.
+    refused = post_to_mcp(litellm_proxy, key["secret"], listing, "github,jira")
+    assert refused.status_code == 403
+    assert "accessledger denied mcp_server 'jira': no_grant" in refused.text
+    passed = post_to_mcp(litellm_proxy, key["secret"], listing, "github")
+    assert passed.status_code not in (401, 403, 503), passed.text
+
+
+def post_to_mcp(url: str, secret: str, body: dict, servers: str) -> httpx.Response:
+    headers = {
+        "Authorization": f"Bearer {secret}",
+        "Accept": "application/json, text/event-stream",
+        "x-mcp-servers": servers,
+    }
+    return httpx.post(url + "/mcp", json=body, headers=headers, timeout=30)
