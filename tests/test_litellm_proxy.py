@@ -83,7 +83,7 @@ def litellm_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
     if not LITELLM.exists():
         pytest.fail(
             f"{LITELLM} is missing: python3 -m venv .venv-litellm && "
-            ".venv-litellm/bin/pip install 'litellm[proxy]'"
+            ".venv-litellm/bin/pip install 'litellm[proxy]==1.108.7'"
         )
     config = tmp_path / "litellm.yaml"
     config.write_text(yaml.safe_dump(proxy_config(["chat-fast", "chat-big"])))
