@@ -103,8 +103,12 @@ async def check(secret: str, kind: str, name: str) -> int | None:
     """Ask `POST /v1/check`; raise LiteLLM's error when the answer is no."""
     body = {"key": secret, "kind": kind, "name": name}
     answer = await ask("POST", "/v1/check", json=body)
-    if answer.status_code == 400:
-        raise refusal(401, "the API key is not a virtual key accessledger gave out")
+    if answer.status_code in (400, 422):
+        # The key or the name cannot be asked about (a control character, an
+        # empty or over-long name): the caller's request is at fault.
+        raise refusal(400, f"accessledger cannot check this request: {why(answer)}")
+    if answer.status_code == 401:
+        raise unavailable("accessledger refused ACCESSLEDGER_GATEWAY_TOKEN")
     if answer.status_code != 200:
         raise unavailable(f"accessledger answered {answer.status_code} to a check")
 
@@ -114,6 +118,14 @@ async def check(secret: str, kind: str, name: str) -> int | None:
     because = decision.get("denied_because") or "no_grant"
     status = 401 if because in UNKNOWN_KEY else 403
     raise refusal(status, f"accessledger denied {kind} {name!r}: {because}")
+
+
+def why(answer: httpx.Response) -> str:
+    """The message of an error in accessledger's shape; never the request."""
+    try:
+        return str(answer.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"status {answer.status_code}"
 
 
 async def check_key_is_live(secret: str) -> None:
