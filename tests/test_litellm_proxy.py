@@ -172,6 +172,13 @@ def test_litellm_asks_accessledger_on_every_request(
             chat(litellm_proxy, key["secret"], "chat-big")
         assert "no_grant" in outside.value.message
 
+        # A route the plug-in does not list is still checked by its body's model.
+        other_route = post(
+            litellm_proxy, "/v1/moderations", key["secret"], {"model": "chat-big"}
+        )
+        assert other_route.status_code == 403
+        assert "accessledger denied model 'chat-big': no_grant" in other_route.text
+
         with pytest.raises(openai.AuthenticationError) as unknown:
             chat(litellm_proxy, "sk-" + "x" * 43, "chat-fast")
         assert "unknown_key" in unknown.value.message

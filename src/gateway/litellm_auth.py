@@ -31,6 +31,7 @@ from litellm.proxy.common_utils.http_parsing_utils import _read_request_body
 MODEL_BODY_ROUTES = re.compile(
     r"^(/v1)?/(chat/completions|completions|embeddings|responses|messages)$"
 )
+BODY_METHODS = ("POST", "PUT", "PATCH")
 # Azure's and the old engines API put the model in the path.
 MODEL_PATH = re.compile(r"^(?:/openai)?/(?:deployments|engines)/([^/]+)/")
 # LiteLLM serves an MCP server at /mcp/{name} and at /{name}/mcp.
@@ -72,13 +73,25 @@ def bare_secret(api_key: str | None) -> str:
 async def requested_resources(request: Request) -> list[tuple[str, str]]:
     """The (kind, name) pairs this request would use."""
     path = request.url.path
-    if MODEL_BODY_ROUTES.match(path):
-        body = await _read_request_body(request=request)
-        model = body.get("model") if isinstance(body, dict) else None
-        if not isinstance(model, str) or not model:
-            raise refusal(400, "the request names no model")
-        return [("model", model)]
-    return resources_in_path(path, request.headers.get(MCP_HEADER))
+    named = resources_in_path(path, request.headers.get(MCP_HEADER))
+
+    # Any body that names a model is checked, on routes not listed here too
+    # (images, audio, rerank...): a route this module does not know must not
+    # become a way around the check.
+    model = await model_in_body(request)
+    if model is not None:
+        named.append(("model", model))
+    elif MODEL_BODY_ROUTES.match(path):
+        raise refusal(400, "the request names no model")
+    return named
+
+
+async def model_in_body(request: Request) -> str | None:
+    if request.method not in BODY_METHODS:
+        return None
+    body = await _read_request_body(request=request)
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) and model else None
 
 
 def resources_in_path(path: str, mcp_header: str | None) -> list[tuple[str, str]]:
