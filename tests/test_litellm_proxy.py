@@ -9,6 +9,7 @@ provider is called.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -244,3 +245,36 @@ def post_to_mcp(url: str, secret: str, body: dict, servers: str) -> httpx.Respon
         "x-mcp-servers": servers,
     }
     return httpx.post(url + "/mcp", json=body, headers=headers, timeout=30)
+
+
+ROUTES = [
+    ("/openai/deployments/gpt-4o/chat/completions", None, [["model", "gpt-4o"]]),
+    ("/engines/davinci/completions", None, [["model", "davinci"]]),
+    ("/a2a/analytics", None, [["agent", "analytics"]]),
+    ("/v1/a2a/analytics/message/send", None, [["agent", "analytics"]]),
+    ("/mcp/github/tools/list", None, [["mcp_server", "github"]]),
+    ("/github/mcp", None, [["mcp_server", "github"]]),
+    ("/mcp", "github, jira", [["mcp_server", "github"], ["mcp_server", "jira"]]),
+    ("/mcp", None, []),
+    ("/v1/chat/completions", None, []),
+]
+
+
+def test_routes_name_their_resources(tmp_path: Path) -> None:
+    """The plug-in's reading of paths, run in LiteLLM's own environment."""
+    script = (
+        "import json, sys; from litellm_auth import resources_in_path; "
+        "print(json.dumps([resources_in_path(p, h) for p, h, _ in json.load(sys.stdin)]))"
+    )
+    done = subprocess.run(
+        [str(LITELLM.parent / "python"), "-c", script],
+        input=json.dumps(ROUTES),
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(PLUGIN_FOLDER), "HOME": str(tmp_path), **OFFLINE},
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == [expected for _, _, expected in ROUTES]

@@ -49,6 +49,17 @@ client: httpx.AsyncClient | None = None
 
 async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     """Allow the request only if accessledger allows every resource it names."""
+    try:
+        return await authorise(request, api_key)
+    except ProxyException:
+        raise
+    except Exception as error:
+        # Anything else is a refusal too: LiteLLM's "auto" custom-auth mode
+        # would fall back to its own checks on any other exception.
+        raise unavailable(f"unexpected {type(error).__name__}") from None
+
+
+async def authorise(request: Request, api_key: str) -> UserAPIKeyAuth:
     secret = bare_secret(api_key)
     wanted = await requested_resources(request)
 
