@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi import Request
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 from litellm.proxy.common_utils.http_parsing_utils import _read_request_body
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 # Routes whose JSON body names the model (with or without a /v1 prefix).
 MODEL_BODY_ROUTES = re.compile(
