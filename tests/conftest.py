@@ -84,3 +84,41 @@ def event_count(ledger: Ledger) -> int:
         return connection.execute(
             text(f"SELECT count(*) FROM {ledger.events_table}")
         ).scalar_one()
+
+
+class LiveServer:
+    """The app served by uvicorn on 127.0.0.1 and a port the OS picks, in a
+    thread: for clients that must speak real HTTP to it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        import threading
+
+        import uvicorn
+
+        app = create_app(ledger, admin_tokens(MASTER_KEY))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                pytest.fail("the test server did not start")
+            threading.Event().wait(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server(ledger: Ledger) -> Iterator[LiveServer]:
+    server = LiveServer(ledger)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_url(live_server: LiveServer) -> str:
+    return live_server.url

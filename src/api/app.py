@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from api.auth import AdminTokens
 from api.http import JSONAnswer
 from api.ledger import Ledger
+from api.observability import add_metrics
 from api.routes import audit, catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
 
@@ -66,6 +67,7 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
     add_error_handlers(app)
     add_health_routes(app)
     app.add_middleware(RequestHygiene)
+    add_metrics(app, ledger)
     return app
 
 
@@ -102,7 +104,9 @@ class RequestHygiene:
         if scope["path"].startswith("/v1/"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
-            scope = {**scope, "headers": headers}
+            # In place: the request recorder around this reads the route
+            # that routing writes into this same scope.
+            scope["headers"] = headers
         await self.app(scope, replay(body, receive), send)
 
     def refusal(self, scope: dict) -> JSONAnswer | None:

@@ -140,7 +140,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_progress_option(rebuild)
     add_database_option(rebuild)
     rebuild.set_defaults(run=run_rebuild)
+
+    add_import_command(commands)
     return parser
+
+
+def add_import_command(commands: Any) -> None:
+    imports = commands.add_parser("import", help="take resources from a gateway config")
+    import_commands = imports.add_subparsers(required=True, metavar="SOURCE")
+    litellm = import_commands.add_parser(
+        "litellm-config",
+        help="register a LiteLLM proxy config's models, MCP servers and access groups",
+        description=(
+            "Register every model_name of model_list (and the model aliases), every "
+            "MCP server of mcp_servers, and make each access_groups name an access "
+            "group holding its models and servers. Prints the plan first, then "
+            "makes it in one transaction. Only adds: a second run changes nothing."
+        ),
+    )
+    litellm.add_argument("config", type=Path, help="the proxy's config.yaml")
+    litellm.add_argument(
+        "--dry-run", action="store_true", help="print the plan and change nothing"
+    )
+    litellm.add_argument("--reason", help="reason recorded with every change")
+    add_database_option(litellm)
+    litellm.set_defaults(run=run_import_litellm)
 
 
 def add_progress_option(parser: Any) -> None:
@@ -283,6 +307,37 @@ def run_rebuild(args: argparse.Namespace) -> int:
         f"{done['position']}",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_import_litellm(args: argparse.Namespace) -> int:
+    from api.ledger import Ledger
+    from api.litellm_config import ConfigError, carry_out, plan, read_config
+    from domain.aggregates import Change
+    from domain.errors import LedgerError
+
+    try:
+        wanted = read_config(args.config)
+    except ConfigError as error:
+        print(f"accessledger import: {error}", file=sys.stderr)
+        return 2
+    ledger = Ledger(database_url(args.database))
+    try:
+        steps = plan(ledger.index, wanted)
+        for step in steps:
+            print(step.line())
+        changes = [step for step in steps if step.changes]
+        print(f"{len(changes)} to change, {len(steps) - len(changes)} already there")
+        if args.dry_run or not changes:
+            print("nothing changed" + (" (dry run)" if args.dry_run else ""))
+            return 0
+        position = carry_out(ledger, changes, Change(actor="cli", reason=args.reason))
+    except LedgerError as error:
+        print(f"accessledger import: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    print(f"done; the ledger is at position {position}")
     return 0
 
 

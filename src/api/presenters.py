@@ -107,18 +107,19 @@ def access_public(
 def model_list_public(index: AccessIndex, key: HolderEntry, now: float) -> dict[str, Any]:
     """The OpenAI list format: the models `check` allows, sorted by id."""
     found = index.access(key, "model", now)
-    data = []
-    for name in sorted(found):
-        entry = index.resources["model"][name]
-        data.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": int(seconds_of(entry.created_at)),
-                "owned_by": owner_of(name),
-            }
-        )
+    data = [model_public(index, name) for name in sorted(found)]
     return {"object": "list", "data": data}
+
+
+def model_public(index: AccessIndex, name: str) -> dict[str, Any]:
+    """One OpenAI model object; `created` is when the catalog first had it."""
+    entry = index.resources["model"][name]
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(seconds_of(entry.created_at)),
+        "owned_by": owner_of(name),
+    }
 
 
 def owner_of(model_name: str) -> str:

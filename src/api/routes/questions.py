@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.auth import bearer_token
 from api.http import (
+    POSITION_HEADER,
+    JSONAnswer,
     Page,
     admin_actor,
     answer,
@@ -29,6 +31,7 @@ from api.presenters import (
     access_public,
     decision_public,
     model_list_public,
+    model_public,
     reason_public,
 )
 from api.schemas import BulkCheckRequest, CheckRequest
@@ -47,6 +50,7 @@ admin = [Depends(admin_actor)]
 @router.post("/v1/check", dependencies=admin)
 async def check(
     body: CheckRequest,
+    request: Request,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -57,13 +61,14 @@ async def check(
         result = await run_in_threadpool(evaluate_past, ledger, body, position)
         return answer(result, position)
     with ledger.index.lock:
-        result = evaluate(ledger.index, body, now(), position)
+        result = evaluate(ledger.index, body, now(), position, request.app.state.metrics)
     return answer(result, position)
 
 
 @router.post("/v1/check/bulk", dependencies=admin)
 async def check_bulk(
     body: BulkCheckRequest,
+    request: Request,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -81,7 +86,10 @@ async def check_bulk(
         return answer({"results": results, "position": position}, position)
     moment = now()
     with ledger.index.lock:
-        results = [evaluate(ledger.index, item, moment, position) for item in body.checks]
+        results = [
+            evaluate(ledger.index, item, moment, position, request.app.state.metrics)
+            for item in body.checks
+        ]
     return answer({"results": results, "position": position}, position)
 
 
@@ -140,6 +148,7 @@ async def who_can_use(
 
 @router.get("/v1/models")
 async def list_models(
+    request: Request,
     authorization: str | None = Header(None, include_in_schema=False),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -147,11 +156,54 @@ async def list_models(
     secret_hash = hash_secret(bearer_token(authorization))
     position = ledger.current()
     with ledger.index.lock:
-        key = ledger.index.key_for_secret(secret_hash)
-        if key is None or key.deleted:
-            raise Unauthorized("unknown virtual key")
+        key = calling_key(ledger.index, secret_hash)
+        request.state.actor = f"key:{key.id}"
         body = model_list_public(ledger.index, key, now())
     return answer(body, position)
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(
+    model_id: str,
+    request: Request,
+    authorization: str | None = Header(None, include_in_schema=False),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """One model of the calling key's list, as OpenAI's model object; 404 when
+    `check` would not allow it (bearer: the key's secret)."""
+    secret_hash = hash_secret(bearer_token(authorization))
+    position = ledger.current()
+    with ledger.index.lock:
+        key = calling_key(ledger.index, secret_hash)
+        request.state.actor = f"key:{key.id}"
+        decision = ledger.index.check(key, "model", model_id, now())
+        if decision.allowed:
+            return answer(model_public(ledger.index, model_id), position)
+    return model_not_found(model_id, position)
+
+
+def calling_key(index: AccessIndex, secret_hash: str) -> HolderEntry:
+    key = index.key_for_secret(secret_hash)
+    if key is None or key.deleted:
+        raise Unauthorized("unknown virtual key")
+    return key
+
+
+def model_not_found(model_id: str, position: int) -> Response:
+    """The contract's error body, plus the two fields OpenAI's clients read.
+
+    The same answer for a model that does not exist and one the key may not
+    use: a key learns nothing about models outside its own list.
+    """
+    error = {
+        "code": "not_found",
+        "message": f"the model {model_id!r} does not exist or this key cannot use it",
+        "type": "invalid_request_error",
+        "param": "model",
+    }
+    return JSONAnswer(
+        {"error": error}, status_code=404, headers={POSITION_HEADER: str(position)}
+    )
 
 
 def moment_asked(
@@ -215,12 +267,12 @@ def check_item(item: CheckRequest) -> None:
 
 
 def evaluate(
-    index: AccessIndex, item: CheckRequest, moment: float, position: int
+    index: AccessIndex, item: CheckRequest, moment: float, position: int, metrics: Any
 ) -> dict[str, Any]:
     key = find_key(index, item)
-    return decision_public(
-        index, index.check(key, item.kind, item.name, moment), position
-    )
+    decision = index.check(key, item.kind, item.name, moment)
+    metrics.count_decision(decision)
+    return decision_public(index, decision, position)
 
 
 def find_key(index: AccessIndex, item: CheckRequest) -> HolderEntry | None:
