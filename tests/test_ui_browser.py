@@ -195,7 +195,9 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     page.get_by_role("link", name="Open the key").click()
     access = page.locator("#access-kinds")
     for name in (*MODELS, MCP_SERVER, AGENT):
-        item = access.locator("ul.access > li", has=page.locator(f"code:text-is('{name}')"))
+        item = access.locator(
+            "ul.access > li", has=page.locator(f"code:text-is('{name}')")
+        )
         expect(item).to_contain_text("group on the key")
         expect(item.get_by_role("link", name="Research")).to_be_visible()
     assert page.content().count(secret) == 0

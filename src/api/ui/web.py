@@ -121,7 +121,8 @@ async def checked_form(
     request: Request, session: Session = Depends(signed_in)
 ) -> FormData:
     """The posted form, once its CSRF token (field or htmx header) is the session's."""
-    form = await request.form()
+    # No form here takes a file: refusing them up front leaves none to clean up.
+    form = await request.form(max_files=0)
     sent = request.headers.get("x-csrf-token") or form.get("csrf") or ""
     if not isinstance(sent, str) or not hmac.compare_digest(
         sent.encode("utf-8", "surrogatepass"), session.csrf.encode()
