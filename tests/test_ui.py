@@ -7,7 +7,12 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from api.app import create_app
+from api.auth import admin_tokens
+from api.ledger import Ledger
+from api.ui.sessions import digest, ui_sessions
 from conftest import MASTER_KEY, TestClient, event_count
 
 MODELS = ("openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-4")
@@ -89,6 +94,25 @@ def test_sign_out_ends_the_session(ui: tuple[TestClient, str]) -> None:
     client.cookies.set("accessledger_session", session, path="/ui")
     answer = client.get("/ui/groups", follow_redirects=False)
     assert answer.status_code == 303
+
+
+def test_every_replica_knows_the_session_and_the_store_keeps_only_a_hash(
+    ui: tuple[TestClient, str], database_url: str
+) -> None:
+    client, csrf = ui
+    session = client.cookies["accessledger_session"]
+    replica = Ledger(database_url)
+    try:
+        other = TestClient(create_app(replica, admin_tokens(MASTER_KEY)))
+        other.cookies.set("accessledger_session", session, path="/ui")
+        answer = other.post("/ui/groups", data={"csrf": csrf, "name": "From B"})
+        assert answer.status_code == 200 and "From B" in answer.text
+        with replica.engine.connect() as connection:
+            stored = connection.execute(select(ui_sessions)).all()
+    finally:
+        replica.close()
+    assert digest(session) in {row.id_sha256 for row in stored}
+    assert session not in repr(stored)
 
 
 def test_a_form_without_the_session_csrf_token_changes_nothing(

@@ -17,10 +17,9 @@ from typing import Iterator
 
 import httpx
 import pytest
+from playwright import sync_api
 
 from conftest import MASTER_KEY, SHARED
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 # No outside network here: without these Chromium keeps calling home.

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.ui import audit, catalog, groups, keys, signin, teams
-from api.ui.sessions import Sessions
+from api.ui.sessions import Sessions, ui_tables
 from api.ui.web import HERE
 
 VENDOR = "/ui/static/vendor"
@@ -16,7 +16,10 @@ VENDOR = "/ui/static/vendor"
 
 def install_ui(app: FastAPI) -> None:
     """Mount the pages, their assets and the offline API docs on the app."""
-    app.state.ui_sessions = Sessions()
+    ledger = app.state.ledger
+    with ledger.schema_lock():
+        ui_tables.create_all(ledger.engine)
+    app.state.ui_sessions = Sessions(ledger.engine)
     for module in (signin, groups, keys, teams, catalog, audit):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")

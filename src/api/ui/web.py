@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -59,11 +60,11 @@ class PageRoute(APIRoute):
             except SignInNeeded:
                 response = to_sign_in(request)
             except LedgerError as error:
-                response = error_page(request, error.status, error.message)
+                response = await error_page(request, error.status, error.message)
             except RequestValidationError as error:
-                response = error_page(request, 400, form_problem(error.errors()))
+                response = await error_page(request, 400, form_problem(error.errors()))
             except HTTPException as error:
-                response = error_page(request, error.status_code, str(error.detail))
+                response = await error_page(request, error.status_code, str(error.detail))
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response
@@ -84,8 +85,8 @@ def to_sign_in(request: Request) -> Response:
     return RedirectResponse("/ui/sign-in", status_code=303)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
-    session = request.app.state.ui_sessions.find(request.cookies.get(COOKIE))
+async def error_page(request: Request, status: int, message: str) -> Response:
+    session = await run_in_threadpool(session_of, request)
     return render(
         request, "error.html", {"status": status, "message": message}, session, status
     )
@@ -110,11 +111,17 @@ async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger  # type: ignore[no-any-return]
 
 
-async def signed_in(request: Request) -> Session:
-    session = request.app.state.ui_sessions.find(request.cookies.get(COOKIE))
+def session_of(request: Request) -> Session | None:
+    return request.app.state.ui_sessions.find(request.cookies.get(COOKIE))  # type: ignore[no-any-return]
+
+
+def signed_in(request: Request) -> Session:
+    """The request's session; a plain `def`, run in the thread pool, because
+    it reads the store."""
+    session = session_of(request)
     if session is None:
         raise SignInNeeded
-    return session  # type: ignore[no-any-return]
+    return session
 
 
 async def checked_form(
