@@ -327,7 +327,12 @@ def test_teams_attach_groups_block_and_list_members(ui: tuple[TestClient, str]) 
     detail = client.get(f"/ui/teams/{team_id}").text
     assert f"/ui/keys/{key_id}" in detail and f"/ui/groups/{group_id}" in detail
     assert "keys through those teams" in client.get(f"/ui/groups/{group_id}").text.lower()
-    assert "group on its team" in client.get(f"/ui/keys/{key_id}").text
+    key_page = client.get(f"/ui/keys/{key_id}").text
+    assert "group on its team" in key_page
+    # The timeline has the changes of the key's team and of its team's group.
+    timeline = key_page[key_page.index("<h2>Timeline</h2>") :]
+    assert "team Platform:" in timeline and "GroupAttached" in timeline
+    assert "group Research:" in timeline and "openai/gpt-4o" in timeline
 
     client.post(f"/ui/teams/{team_id}/block", data={"csrf": csrf})
     assert "team blocked" in client.get(f"/ui/keys/{key_id}").text

@@ -126,10 +126,23 @@ def browser_page(server: str) -> Iterator[tuple[object, list[str], list[str]]]:
             browser.close()
 
 
+# Controls a person cannot name: no label, no aria-label.
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+    && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 80))"""
+# Whether the page is wider than the window: a sideways scroll at 390 px.
+OVERFLOWS = "() => document.documentElement.scrollWidth > window.innerWidth + 1"
+
+
 def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The page at both widths, full length."""
+    """The page at both widths, full length; every control labelled, and
+    nothing wider than the window."""
+    assert page.evaluate(UNLABELLED) == [], name
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
+        assert not page.evaluate(OVERFLOWS), f"{name} is wider than {width} px"
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -170,7 +183,18 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     expect(page.locator("#results-model .pattern-note")).to_contain_text("matches")
     shoot(page, "02-group-form-models")
     pick(page, "mcp_server", "git", MCP_SERVER)
-    pick(page, "agent", "agentspace", AGENT)
+    # The agent by keyboard alone: arrow to its tab, type, Enter adds the match.
+    page.get_by_role("tab", name="MCP servers").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Agents")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#search-agent")).to_be_focused()
+    page.keyboard.type("agentspace_integration")
+    page.locator(f"#results-agent button[data-name='{AGENT}']").wait_for()
+    page.keyboard.press("Enter")
+    expect(
+        page.locator(f"ul.picked[data-field='agent'] input[value='{AGENT}']")
+    ).to_have_count(1)
     shoot(page, "03-group-form-agents")
     page.get_by_role("button", name="Create group").click()
     expect(page.get_by_role("heading", name="Research")).to_be_visible()

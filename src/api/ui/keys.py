@@ -130,7 +130,7 @@ def key_detail(
             context["as_of"] = head
     if at:
         context["access"], context["as_of"] = past_access(ledger, key_id, at, head)
-    context["timeline"] = ledger.audit.events(0, TIMELINE_LIMIT, UUID(key_id), head)
+    context["timeline"] = timeline_of(ledger, key, head)
     return render(request, "key_detail.html", context, session)
 
 
@@ -162,6 +162,41 @@ def key_action(
     else:
         raise NotFound(f"no key action {action!r}")
     return see_other(f"/ui/keys/{key_id}")
+
+
+def timeline_of(ledger: Ledger, key: HolderEntry, head: int) -> list[dict[str, Any]]:
+    """The changes that shaped the key's access, newest first: its own events
+    and those of its team and of the groups on it and on its team now."""
+    with ledger.index.lock:
+        names = holder_names(ledger.index, key)
+    events = []
+    for holder_id, name in names.items():
+        for event in ledger.audit.events(0, TIMELINE_LIMIT, UUID(holder_id), head):
+            events.append({**event, "holder_name": name, "summary": summary_of(event)})
+    events.sort(key=lambda e: e["position"], reverse=True)
+    return events[:TIMELINE_LIMIT]
+
+
+def holder_names(index: AccessIndex, key: HolderEntry) -> dict[str, str]:
+    names = {key.id: "this key"}
+    team = index.holders.get(key.team_id) if key.team_id else None
+    group_ids = set(key.groups)
+    if team is not None:
+        names[team.id] = f"team {team.name}"
+        group_ids |= team.groups
+    for group_id in sorted(group_ids):
+        names[group_id] = f"group {index.holders[group_id].name}"
+    return names
+
+
+def summary_of(event: dict[str, Any]) -> str:
+    """The selectors an event granted or removed, in a line."""
+    grants = event["data"].get("grants")
+    if not isinstance(grants, dict):
+        return ""
+    selectors = [s for kind in KINDS for s in grants.get(kind, ())]
+    text = ", ".join(selectors[:6])
+    return text + (f" and {len(selectors) - 6} more" if len(selectors) > 6 else "")
 
 
 def key_row(index: AccessIndex, key: HolderEntry, moment: float) -> dict[str, Any]:

@@ -26,8 +26,11 @@ from domain.resources import KINDS, has_forbidden_characters
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 KIND_LABELS = {"model": "Models", "mcp_server": "MCP servers", "agent": "Agents"}
+# The same inside a sentence.
+KIND_WORDS = {"model": "models", "mcp_server": "MCP servers", "agent": "agents"}
 TEMPLATES.env.globals["KINDS"] = KINDS
 TEMPLATES.env.globals["KIND_LABELS"] = KIND_LABELS
+TEMPLATES.env.globals["KIND_WORDS"] = KIND_WORDS
 
 # Every asset is served by this process: the browser may load nothing else.
 SECURITY_HEADERS = {
