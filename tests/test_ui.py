@@ -154,7 +154,13 @@ def test_group_created_from_the_tabs_is_recorded_by_the_signed_in_actor(
     assert {(e["actor"], e["reason"]) for e in events} == {("master", "pilot")}
 
     listing = client.get("/ui/groups?q=resea").text
-    assert "Research" in listing
+    assert "Research" in listing and "<html" in listing
+    rows = client.get("/ui/groups?q=resea", headers={"HX-Target": "group-rows"}).text
+    assert "Research" in rows and "<html" not in rows
+    assert (
+        "<tr><td"
+        in client.get("/ui/groups?q=zzz", headers={"HX-Target": "group-rows"}).text
+    )
     detail = client.get(f"/ui/groups/{group_id}").text
     assert "pattern, matches 1 now" in detail
 

@@ -54,7 +54,10 @@ def group_list(
         items, next_seq = ledger.index.listing("group", after, keep, PAGE)
         rows = [views.group_row(ledger.index, g) for g in items]
     context = {"rows": rows, "q": q, "next_after": next_seq}
-    template = "groups_rows.html" if request.headers.get("hx-request") else "groups.html"
+    # Search-as-you-type swaps the rows alone; anything else, a history
+    # restore included, gets the whole page.
+    rows_only = request.headers.get("hx-target") == "group-rows"
+    template = "groups_rows.html" if rows_only else "groups.html"
     return render(request, template, context, session)
 
 
