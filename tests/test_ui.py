@@ -340,6 +340,14 @@ def test_teams_attach_groups_block_and_list_members(ui: tuple[TestClient, str]) 
     assert "team Platform:" in timeline and "GroupAttached" in timeline
     assert "group Research:" in timeline and "openai/gpt-4o" in timeline
 
+    version = str(client.get(f"/v1/teams/{team_id}").json()["version"])
+    grants = {"csrf": csrf, "version": version, "model": "anthropic/claude-4"}
+    client.post(f"/ui/teams/{team_id}/grants", data=grants)
+    team = client.get(f"/v1/teams/{team_id}").json()
+    assert team["grants"]["model"] == ["anthropic/claude-4"]
+    stale = client.post(f"/ui/teams/{team_id}/grants", data={**grants, "model": []})
+    assert stale.status_code == 412
+
     client.post(f"/ui/teams/{team_id}/block", data={"csrf": csrf})
     assert "team blocked" in client.get(f"/ui/keys/{key_id}").text
     taken = client.post("/ui/teams", data={"csrf": csrf, "name": "platform"})
@@ -348,7 +356,12 @@ def test_teams_attach_groups_block_and_list_members(ui: tuple[TestClient, str]) 
 
 def test_catalog_register_and_retire(ui: tuple[TestClient, str]) -> None:
     client, csrf = ui
-    form = {"csrf": csrf, "kind": "mcp_server", "name": "jira", "description": "Tickets"}
+    form = {
+        "csrf": csrf,
+        "kind": "mcp_server",
+        "name": "jira",
+        "description": "Work items",
+    }
     client.post("/ui/catalog", data=form)
     page = client.get("/ui/catalog?kind=mcp_server&q=JI").text
     assert "jira" in page and "Retire jira" in page
@@ -366,6 +379,7 @@ def test_audit_page_filters_by_holder_and_time(ui: tuple[TestClient, str]) -> No
     group_id = create_group(client, csrf, model=["openai/gpt-4o"], reason="why not")
     page = client.get("/ui/audit", params={"holder": group_id}).text
     assert "AccessGroup.Created" in page and "why not" in page
+    assert "<code>openai/gpt-4o</code>" in page  # what the event granted
     assert "CatalogResource" not in page
     # Since a time: the events committed after it.
     since = client.get("/ui/audit", params={"since": "2000-01-01T00:00"}).text
@@ -395,6 +409,8 @@ def test_no_page_links_to_another_host(ui: tuple[TestClient, str]) -> None:
     key_id, _ = create_key(client, csrf, access_groups=group_id)
     pages = [*PAGES, f"/ui/groups/{group_id}", f"/ui/groups/{group_id}/edit"]
     pages += [f"/ui/groups/{group_id}/delete", f"/ui/keys/{key_id}"]
+    team = client.post("/v1/teams", json={"name": "T", "access_groups": [group_id]})
+    pages += [f"/ui/teams/{team.json()['id']}", f"/ui/audit?holder={group_id}"]
     for path in pages:
         answer = client.get(path)
         assert answer.status_code == 200, path

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.ledger import Ledger
-from api.ui.keys import utc_time
+from api.ui.keys import summary_of, utc_time
 from api.ui.sessions import Session
 from api.ui.web import PageRoute, get_ledger, render, signed_in
 from domain.errors import InvalidRequest
@@ -48,6 +48,7 @@ def audit_page(
     context = {
         "items": items,
         "names": names,
+        "summaries": {i["position"]: summary_of(i) for i in items},
         "holder": holder,
         "since": since,
         "next_after": items[-1]["position"] if len(items) == PAGE else None,

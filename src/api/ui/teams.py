@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 
 from api.ledger import Ledger, live_holder
 from api.ui import views
+from api.ui.groups import version_of
 from api.ui.keys import key_row
 from api.ui.sessions import Session
 from api.ui.web import (
@@ -17,6 +18,7 @@ from api.ui.web import (
     change_of,
     checked_form,
     get_ledger,
+    grant_map_of,
     render,
     see_other,
     signed_in,
@@ -25,6 +27,7 @@ from api.ui.web import (
 )
 from domain.aggregates import Change
 from domain.errors import LedgerError, NotFound
+from domain.resources import KINDS
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 
@@ -81,6 +84,7 @@ def team_detail(
             "groups": [ledger.index.holders[g] for g in sorted(team.groups)],
             "all_groups": views.live(ledger.index, "group"),
             "grants": team.grants.as_map(),
+            "notes": views.selector_notes(ledger.index, team.grants.as_map()),
             "members": [key_row(ledger.index, k, moment) for k in members][
                 :SHOWN_MEMBERS
             ],
@@ -97,7 +101,7 @@ def team_action(
     change: Change = Depends(change_of),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
-    """Rename, block, unblock, attach or detach a group, delete."""
+    """Rename, change grants, block, unblock, attach or detach a group, delete."""
     if action == "rename":
         ledger.update_team(team_id, change, name=text_field(form, "name").strip())
     elif action in ("block", "unblock"):
@@ -105,12 +109,30 @@ def team_action(
     elif action in ("attach", "detach"):
         group_id = text_field(form, "group_id")
         ledger.set_attachment("team", team_id, group_id, action == "attach", change)
+    elif action == "grants":
+        change_team_grants(ledger, team_id, form, change)
     elif action == "delete":
         ledger.delete_team(team_id, change)
         return see_other("/ui/teams")
     else:
         raise NotFound(f"no team action {action!r}")
     return see_other(f"/ui/teams/{team_id}")
+
+
+def change_team_grants(
+    ledger: Ledger, team_id: str, form: FormData, change: Change
+) -> None:
+    """Save the picker's differences at the version the form was made from."""
+    wanted = grant_map_of(form, "")
+    with ledger.index.lock:
+        before = live_holder(ledger.index, "team", team_id).grants.as_map()
+    ledger.update_team(
+        team_id,
+        change,
+        add={k: sorted(set(wanted[k]) - set(before[k])) for k in KINDS},
+        remove={k: sorted(set(before[k]) - set(wanted[k])) for k in KINDS},
+        if_match=version_of(form),
+    )
 
 
 def teams_page(
