@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from api.http import MAX_REASON_LENGTH
 from api.ledger import Ledger
-from api.ui.sessions import COOKIE, Session
+from api.ui.sessions import COOKIE, Session, Sessions
 from domain.aggregates import Change
 from domain.errors import Forbidden, InvalidRequest, LedgerError
 from domain.resources import KINDS, has_forbidden_characters
@@ -115,7 +115,8 @@ async def get_ledger(request: Request) -> Ledger:
 
 
 def session_of(request: Request) -> Session | None:
-    return request.app.state.ui_sessions.find(request.cookies.get(COOKIE))  # type: ignore[no-any-return]
+    sessions: Sessions = request.app.state.ui_sessions
+    return sessions.find(request.cookies.get(COOKIE))
 
 
 def signed_in(request: Request) -> Session:
