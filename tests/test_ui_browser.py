@@ -227,8 +227,17 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     assert page.content().count(secret) == 0
     shoot(page, "07-key-detail")
 
-    # Deleting the group: the impact first, then the key's access is empty.
+    # The group list searches as you type, without a page load.
     key_url = page.url
+    page.get_by_role("link", name="Access groups").click()
+    page.get_by_label("Search by name").fill("zzz")
+    expect(page.locator("#group-rows")).to_contain_text("No access groups")
+    page.get_by_label("Search by name").fill("resea")
+    row = page.locator("#group-rows tr", has_text="Research")
+    expect(row).to_contain_text("2")
+    page.goto(key_url)
+
+    # Deleting the group: the impact first, then the key's access is empty.
     page.get_by_role("link", name="Research").first.click()
     page.get_by_role("link", name="Delete…").click()
     impact = page.locator("table.impact")
@@ -252,6 +261,13 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     expect(page.locator(".swagger-ui .title")).to_contain_text("accessledger")
     expect(page.get_by_text("/v1/check").first).to_be_visible()
     shoot(page, "11-docs", ours=False)
+
+    # Signing out ends the session: the pages ask for the token again.
+    page.goto(f"{server}/ui/teams")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{server}/ui/sign-in")
+    page.goto(f"{server}/ui/keys")
+    expect(page).to_have_url(f"{server}/ui/sign-in")
 
     assert elsewhere == [], f"requests left 127.0.0.1: {elsewhere[:5]}"
     assert problems == [], f"browser errors: {problems[:5]}"
