@@ -235,6 +235,9 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     page.get_by_label("Search by name").fill("resea")
     row = page.locator("#group-rows tr", has_text="Research")
     expect(row).to_contain_text("2")
+    shoot(page, "04-group-list")
+    page.get_by_role("link", name="Keys", exact=True).click()
+    shoot(page, "07-key-list")
     page.goto(key_url)
 
     # Deleting the group: the impact first, then the key's access is empty.
@@ -252,9 +255,13 @@ def test_group_key_access_and_delete_in_a_browser(server: str, browser_page) -> 
     shoot(page, "09-key-after-delete")
 
     # The other pages, for the record at both widths.
-    for section in ("teams", "catalog", "audit"):
+    for section in ("catalog", "audit", "teams"):
         page.goto(f"{server}/ui/{section}")
         shoot(page, f"10-{section}")
+    page.get_by_label("Name", exact=True).fill("Platform")
+    page.get_by_role("button", name="Create team").click()
+    expect(page.get_by_role("heading", name="Platform")).to_be_visible()
+    shoot(page, "10-team-detail")
 
     # Swagger UI from the packaged assets alone.
     page.goto(f"{server}/docs")
