@@ -18,6 +18,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.auth import admin_tokens
 from api.ledger import APPLICATION_NAME, Ledger
+from api.ui.sessions import ui_tables
 from projections.tables import LIVE, control
 
 # Starlette's test client still runs on httpx and says so; nothing to act on.
@@ -37,7 +38,11 @@ def reset_postgres(url: str) -> None:
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as connection:
-            for table in [*LIVE.metadata.sorted_tables, *control.sorted_tables]:
+            for table in [
+                *LIVE.metadata.sorted_tables,
+                *control.sorted_tables,
+                *ui_tables.sorted_tables,
+            ]:
                 connection.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
             connection.execute(text(f"DROP TABLE IF EXISTS {APPLICATION_NAME}_events"))
     except sqlalchemy.exc.OperationalError as error:

@@ -18,6 +18,7 @@ from api.http import JSONAnswer
 from api.ledger import Ledger
 from api.observability import add_metrics
 from api.routes import audit, catalog, groups, keys, questions, teams
+from api.ui import install_ui
 from domain.errors import LedgerError
 
 log = logging.getLogger("accessledger")
@@ -55,6 +56,9 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
         # No redirect to a trailing-slash twin: it would build its Location
         # from the caller's Host header. An unknown path is a plain 404.
         redirect_slashes=False,
+        # Served by install_ui from packaged assets: the default loads a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ledger = ledger
     app.state.tokens = tokens
@@ -66,6 +70,7 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
 
     add_error_handlers(app)
     add_health_routes(app)
+    install_ui(app)
     app.add_middleware(RequestHygiene)
     add_metrics(app, ledger)
     return app
