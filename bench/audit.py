@@ -32,11 +32,14 @@ LARGE = {"keys": "100000", "ops": "830000", "seed": "11"}
 def measured(
     argv: list[str], stdout: int | None = subprocess.DEVNULL
 ) -> tuple[float, float]:
-    """Run `accessledger ARGV` in a fresh process: seconds, and its peak RSS in MB."""
+    """Run `accessledger ARGV` in a fresh process: seconds, and its peak RSS in
+    MB, adding the peak of the largest process it started (a replay's
+    verifier) as though both peaked at once."""
     runner = (
         "import resource, sys; from api.cli import main; code = main(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-        "sys.exit(code)"
+        "peak = lambda who: resource.getrusage(who).ru_maxrss; "
+        "print(peak(resource.RUSAGE_SELF) + peak(resource.RUSAGE_CHILDREN), "
+        "file=sys.stderr); sys.exit(code)"
     )
     started = time.perf_counter()
     done = subprocess.run(
@@ -183,7 +186,9 @@ def run(quick: bool) -> list[Figure]:
                 events / seconds >= 20000,
             )
         )
-        figures.append(Figure("replay peak RSS", peak, "MB", "<= 500", peak <= 500))
+        figures.append(
+            Figure("replay peak RSS, both processes", peak, "MB", "<= 500", peak <= 500)
+        )
 
         median, start_up, answered = as_of_latency(url, 60 if quick else 300)
         figures.append(

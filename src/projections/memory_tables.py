@@ -18,6 +18,8 @@ from sqlalchemy import Table
 from projections.tables import HOLDER_STATE, LedgerSchema
 
 CHUNK = 10_000
+# Up to this many keys of one value are kept in a list rather than a set.
+FEW = 16
 
 
 SHARED_TEXT = {"id", "holder_id", "group_id", "team_id", "type", "kind", "selector"}
@@ -26,35 +28,43 @@ SHARED_TEXT = {"id", "holder_id", "group_id", "team_id", "type", "kind", "select
 class KeyIndex:
     """The keys of the rows holding each value of one column.
 
-    Most values (a holder's id, say) are held by one row, so a lone key is
-    stored as itself and a set is made only for the second: a hundred
-    thousand one-element sets would cost more than the rows they index.
+    Most values (a holder's id, say) are held by one row or a few, so a lone
+    key is stored as itself, a few keys as a list, and a set is made only
+    past that: a hundred thousand small sets would cost more than the rows
+    they index.
     """
 
     def __init__(self) -> None:
-        self.keys: dict[Any, tuple | set[tuple]] = {}
+        self.keys: dict[Any, Any] = {}
 
-    def add(self, value: Any, key: tuple) -> None:
+    def add(self, value: Any, key: Any) -> None:
         held = self.keys.get(value)
         if held is None:
             self.keys[value] = key
         elif isinstance(held, set):
             held.add(key)
+        elif not isinstance(held, list):
+            self.keys[value] = [held, key]
+        elif len(held) < FEW:
+            held.append(key)
         else:
-            self.keys[value] = {held, key}
+            self.keys[value] = {*held, key}
 
-    def discard(self, value: Any, key: tuple) -> None:
+    def discard(self, value: Any, key: Any) -> None:
         held = self.keys.get(value)
         if isinstance(held, set):
             held.discard(key)
+        elif isinstance(held, list):
+            if key in held:
+                held.remove(key)
         elif held == key:
             del self.keys[value]
 
-    def get(self, value: Any) -> Iterable[tuple]:
+    def get(self, value: Any) -> Iterable[Any]:
         held = self.keys.get(value)
         if held is None:
             return ()
-        return held if isinstance(held, set) else (held,)
+        return held if isinstance(held, (set, list)) else (held,)
 
 
 class MemoryTable:
@@ -131,7 +141,8 @@ class OpenHolderIntervals:
         self.at = {name: number for number, name in enumerate(self.columns)}
         self.holders = holders
         self.started: dict[str, int] = {}
-        self.shared_at: list[int] = []  # rows given to `add` are not kept
+        # Of the rows given to `add`, only the holder's id is kept.
+        self.shared_at = [self.at["holder_id"]]
 
     def add(self, row: list[Any]) -> None:
         self.started[row[self.at["holder_id"]]] = row[self.at["from_position"]]
