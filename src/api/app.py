@@ -13,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from api.auth import AdminTokens
+from api.auth import AdminTokens, SignInGuard
 from api.http import JSONAnswer
 from api.ledger import Ledger
-from api.routes import audit, catalog, groups, keys, questions, teams
+from api.routes import admin_tokens, audit, catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
 
 log = logging.getLogger("accessledger")
@@ -57,10 +57,11 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
     )
     app.state.ledger = ledger
     app.state.tokens = tokens
+    app.state.sign_ins = SignInGuard()
 
     # The specific paths must come before catalog's `{name:path}` routes.
     app.include_router(questions.router)
-    for module in (catalog, groups, teams, keys, audit):
+    for module in (catalog, groups, teams, keys, audit, admin_tokens):
         app.include_router(module.router)
 
     add_error_handlers(app)

@@ -15,10 +15,10 @@ import orjson
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from api.auth import bearer_token
+from api.auth import Caller, bearer_token
 from api.ledger import Ledger
 from domain.aggregates import Change
-from domain.errors import InvalidRequest, NotReady
+from domain.errors import InvalidRequest, NotReady, Unauthorized
 from domain.resources import has_forbidden_characters
 
 MAX_REASON_LENGTH = 1000
@@ -40,11 +40,25 @@ async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger  # type: ignore[no-any-return]
 
 
-async def admin_actor(
+async def caller(
     request: Request, authorization: str | None = Header(None, include_in_schema=False)
-) -> str:
-    token = bearer_token(authorization)
-    return request.app.state.tokens.actor_for(token)  # type: ignore[no-any-return]
+) -> Caller:
+    """The signed-in admin; a refusal is logged and counted against the client."""
+    state = request.app.state
+    client = request.client.host if request.client else "unknown"
+    await state.sign_ins.wait(client)
+    try:
+        token = bearer_token(authorization)
+        found: Caller = state.tokens.caller_for(token, state.ledger)
+    except Unauthorized as refusal:
+        state.sign_ins.refused(client, refusal.message)
+        raise
+    request.state.caller = found
+    return found
+
+
+async def admin_actor(signed_in: Caller = Depends(caller)) -> str:
+    return signed_in.actor
 
 
 async def change_by(

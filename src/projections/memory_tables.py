@@ -105,6 +105,7 @@ class MemorySink:
                     ("holder_id", "group_id"),
                 ),
                 MemoryTable(schema.resource_history, ("kind", "name")),
+                MemoryTable(schema.admin_tokens, ("id",)),
             )
         }
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from api.http import admin_actor, answer, get_ledger, wanted_position
+from api.http import answer, get_ledger, wanted_position
 from api.ledger import Ledger
+from api.roles import READERS
 from domain.errors import InvalidRequest, NotFound
 from domain.resources import KINDS, check_kind, check_name
 from domain.rules import parse_time
@@ -23,9 +24,7 @@ from projections.grant_history import GrantHistory
 from projections.past import position_at_time
 from projections.replay import replay
 
-router = APIRouter(
-    prefix="/v1/audit", tags=["audit"], dependencies=[Depends(admin_actor)]
-)
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 MAX_PAGE = 1000
 # The largest id a store keeps (a signed 64-bit integer on both stores).
@@ -39,7 +38,7 @@ class ReplayRequest(BaseModel):
     until_time: str | None = None
 
 
-@router.get("/events")
+@router.get("/events", dependencies=READERS)
 def audit_events(
     after: int = Query(
         0, ge=0, le=MAX_POSITION, description="Answer events after this position."
@@ -59,7 +58,7 @@ def audit_events(
     return answer({"items": items, "next_after": next_after}, position)
 
 
-@router.get("/grants")
+@router.get("/grants", dependencies=READERS)
 def audit_grants(
     key_id: str | None = Query(None, description="One key; or give kind and name."),
     kind: str | None = Query(None),
@@ -112,7 +111,7 @@ def audit_grants(
     return answer({"items": items}, position)
 
 
-@router.post("/replay")
+@router.post("/replay", dependencies=READERS)
 def audit_replay(
     body: ReplayRequest | None = Body(None),
     ledger: Ledger = Depends(get_ledger),
@@ -125,7 +124,7 @@ def audit_replay(
     return answer(report.public(), position)
 
 
-@router.get("/export")
+@router.get("/export", dependencies=READERS)
 def audit_export(
     format: str = Query("jsonl", description="jsonl or csv"),
     from_: str | None = Query(None, alias="from", description="A time or a position."),

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
@@ -20,17 +19,14 @@ from api.http import (
 )
 from api.ledger import Ledger, live_holder
 from api.presenters import group_public
+from api.roles import ADMINS, READERS
 from api.schemas import AccessGroupCreate, AccessGroupUpdate
 from domain.aggregates import Change
 
-router = APIRouter(
-    prefix="/v1/access-groups",
-    tags=["access groups"],
-    dependencies=[Depends(admin_actor)],
-)
+router = APIRouter(prefix="/v1/access-groups", tags=["access groups"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=ADMINS)
 def create_group(
     body: AccessGroupCreate,
     change: Change = Depends(change_by),
@@ -42,7 +38,7 @@ def create_group(
     return written(group_public(ledger.index.holders[group_id]), position, 201)
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_groups(
     q: str | None = Query(None, description="Part of the name, any case."),
     page: Page = Depends(page_of),
@@ -64,7 +60,7 @@ def list_groups(
     return answer(body, position)
 
 
-@router.get("/{group_id}")
+@router.get("/{group_id}", dependencies=READERS)
 def get_group(
     group_id: str,
     min_position: int | None = Depends(wanted_position),
@@ -74,7 +70,7 @@ def get_group(
     return answer(group_public(live_holder(ledger.index, "group", group_id)), position)
 
 
-@router.patch("/{group_id}")
+@router.patch("/{group_id}", dependencies=ADMINS)
 def update_group(
     group_id: str,
     body: AccessGroupUpdate,
@@ -96,7 +92,7 @@ def update_group(
     return written(group_public(ledger.index.holders[group_id]), position)
 
 
-@router.delete("/{group_id}", status_code=204)
+@router.delete("/{group_id}", status_code=204, dependencies=ADMINS)
 def delete_group(
     group_id: str,
     change: Change = Depends(change_by),
@@ -107,7 +103,7 @@ def delete_group(
     return no_content(ledger.delete_group(group_id, change, if_match))
 
 
-@router.get("/{group_id}/usage")
+@router.get("/{group_id}/usage", dependencies=READERS)
 def group_usage(
     group_id: str,
     min_position: int | None = Depends(wanted_position),

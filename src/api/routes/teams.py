@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
@@ -20,15 +19,14 @@ from api.http import (
 )
 from api.ledger import Ledger, live_holder
 from api.presenters import team_public
+from api.roles import ADMINS, READERS
 from api.schemas import TeamCreate, TeamUpdate
 from domain.aggregates import Change
 
-router = APIRouter(
-    prefix="/v1/teams", tags=["teams"], dependencies=[Depends(admin_actor)]
-)
+router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=ADMINS)
 def create_team(
     body: TeamCreate,
     change: Change = Depends(change_by),
@@ -40,7 +38,7 @@ def create_team(
     return written(team_public(ledger.index.holders[team_id]), position, 201)
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_teams(
     q: str | None = Query(None, description="Part of the name, any case."),
     page: Page = Depends(page_of),
@@ -62,7 +60,7 @@ def list_teams(
     return answer(body, position)
 
 
-@router.get("/{team_id}")
+@router.get("/{team_id}", dependencies=READERS)
 def get_team(
     team_id: str,
     min_position: int | None = Depends(wanted_position),
@@ -72,7 +70,7 @@ def get_team(
     return answer(team_public(live_holder(ledger.index, "team", team_id)), position)
 
 
-@router.patch("/{team_id}")
+@router.patch("/{team_id}", dependencies=ADMINS)
 def update_team(
     team_id: str,
     body: TeamUpdate,
@@ -91,7 +89,7 @@ def update_team(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.delete("/{team_id}", status_code=204)
+@router.delete("/{team_id}", status_code=204, dependencies=ADMINS)
 def delete_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -102,7 +100,7 @@ def delete_team(
     return no_content(ledger.delete_team(team_id, change, if_match))
 
 
-@router.put("/{team_id}/access-groups/{group_id}")
+@router.put("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
 def attach_group(
     team_id: str,
     group_id: str,
@@ -114,7 +112,7 @@ def attach_group(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.delete("/{team_id}/access-groups/{group_id}")
+@router.delete("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
 def detach_group(
     team_id: str,
     group_id: str,
@@ -126,7 +124,7 @@ def detach_group(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.post("/{team_id}/block")
+@router.post("/{team_id}/block", dependencies=ADMINS)
 def block_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -138,7 +136,7 @@ def block_team(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.post("/{team_id}/unblock")
+@router.post("/{team_id}/unblock", dependencies=ADMINS)
 def unblock_team(
     team_id: str,
     change: Change = Depends(change_by),

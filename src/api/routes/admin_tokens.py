@@ -1,0 +1,70 @@
+"""Admin tokens: named, with one role each; answered once, stored hashed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from api.http import answer, change_by, get_ledger, no_content, written
+from api.ledger import Ledger
+from api.roles import ADMINS
+from api.schemas import AdminTokenCreate
+from domain.aggregates import Change
+from domain.errors import NotFound
+from projections.access_index import AdminTokenEntry
+
+router = APIRouter(prefix="/v1/admin-tokens", tags=["admin tokens"])
+
+
+@router.post("", status_code=201, dependencies=ADMINS)
+def issue_token(
+    body: AdminTokenCreate,
+    change: Change = Depends(change_by),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Issue a token; it is in this answer and nowhere else, ever."""
+    (token_id, token), position = ledger.issue_admin_token(body.name, body.role, change)
+    issued = token_public(ledger.index.admin_tokens[token_id])
+    return written({**issued, "token": token}, position, 201)
+
+
+@router.get("", dependencies=ADMINS)
+def list_tokens(ledger: Ledger = Depends(get_ledger)) -> Response:
+    """Every token that is not revoked, oldest first (never the token itself)."""
+    position = ledger.current()
+    with ledger.index.lock:
+        live = [e for e in ledger.index.admin_tokens.values() if not e.revoked]
+        items = [token_public(e) for e in sorted(live, key=lambda e: e.seq)]
+    return answer({"items": items, "next_cursor": None}, position)
+
+
+@router.get("/{token_id}", dependencies=ADMINS)
+def get_token(token_id: str, ledger: Ledger = Depends(get_ledger)) -> Response:
+    position = ledger.current()
+    entry = ledger.index.admin_tokens.get(token_id)
+    if entry is None or entry.revoked:
+        raise NotFound(f"no admin token with id {token_id!r}")
+    return answer(token_public(entry), position)
+
+
+@router.delete("/{token_id}", status_code=204, dependencies=ADMINS)
+def revoke_token(
+    token_id: str,
+    change: Change = Depends(change_by),
+    ledger: Ledger = Depends(get_ledger),
+) -> Response:
+    """Revoke a token: every replica refuses it from the next request on."""
+    return no_content(ledger.revoke_admin_token(token_id, change))
+
+
+def token_public(entry: AdminTokenEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "role": entry.role,
+        "created_by": entry.created_by,
+        "version": entry.version,
+        "created_at": entry.created_at,
+    }
