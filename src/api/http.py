@@ -141,6 +141,13 @@ def answer(body: Any, position: int, status: int = 200) -> JSONAnswer:
     return JSONAnswer(body, status_code=status, headers={POSITION_HEADER: str(position)})
 
 
+def holder_answer(body: dict[str, Any], position: int) -> JSONAnswer:
+    """One holder, with its version as the ETag that `If-Match` takes back."""
+    response = answer(body, position)
+    response.headers["ETag"] = f'"{body["version"]}"'
+    return response
+
+
 def written(body: dict[str, Any], position: int, status: int = 200) -> JSONAnswer:
     """A write's answer: the body carries the position too."""
     return answer({**body, "position": position}, position, status)

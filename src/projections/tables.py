@@ -239,6 +239,21 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# The first answer to each idempotent write, by caller and key, written in
+# the transaction of the write itself (see api.idempotency).
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+idempotent_answers = Table(
+    "ledger_idempotency",
+    control,
+    Column("actor", String(255), primary_key=True),
+    Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text),
+    Column("position", Integer, nullable=False),
+    Column("stored_at", Float, nullable=False),
+)
+
 
 def store_clock(dialect: str) -> Any:
     """Seconds since the epoch by the store's clock, as SQL. SQLite has no

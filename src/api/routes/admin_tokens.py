@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from api.http import answer, change_by, get_ledger, no_content, written
+from api.idempotency import idempotent
 from api.ledger import Ledger
 from api.roles import ADMINS
 from api.schemas import AdminTokenCreate
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v1/admin-tokens", tags=["admin tokens"])
 
 
 @router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def issue_token(
     body: AdminTokenCreate,
     change: Change = Depends(change_by),
@@ -50,6 +52,7 @@ def get_token(token_id: str, ledger: Ledger = Depends(get_ledger)) -> Response:
 
 
 @router.delete("/{token_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def revoke_token(
     token_id: str,
     change: Change = Depends(change_by),

@@ -15,6 +15,7 @@ from api.http import (
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger
 from api.presenters import resource_public
 from api.roles import ADMINS, READERS
@@ -62,6 +63,7 @@ def list_resources(
 
 
 @router.post("/sync", dependencies=ADMINS)
+@idempotent
 def sync_catalog(
     body: CatalogSync,
     change: Change = Depends(change_by),
@@ -87,6 +89,7 @@ def get_resource(
 
 
 @router.put("/{kind}/{name:path}", status_code=201, dependencies=ADMINS)
+@idempotent
 def register_resource(
     kind: str,
     name: str,
@@ -102,6 +105,7 @@ def register_resource(
 
 
 @router.delete("/{kind}/{name:path}", dependencies=ADMINS)
+@idempotent
 def retire_resource(
     kind: str,
     name: str,

@@ -12,11 +12,13 @@ from api.http import (
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger, live_holder
 from api.presenters import group_public
 from api.roles import ADMINS, READERS
@@ -27,6 +29,7 @@ router = APIRouter(prefix="/v1/access-groups", tags=["access groups"])
 
 
 @router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_group(
     body: AccessGroupCreate,
     change: Change = Depends(change_by),
@@ -67,10 +70,12 @@ def get_group(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(group_public(live_holder(ledger.index, "group", group_id)), position)
+    group = live_holder(ledger.index, "group", group_id)
+    return holder_answer(group_public(group), position)
 
 
 @router.patch("/{group_id}", dependencies=ADMINS)
+@idempotent
 def update_group(
     group_id: str,
     body: AccessGroupUpdate,
@@ -93,6 +98,7 @@ def update_group(
 
 
 @router.delete("/{group_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_group(
     group_id: str,
     change: Change = Depends(change_by),

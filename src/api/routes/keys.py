@@ -12,12 +12,14 @@ from api.http import (
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     now,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import UNSET, Ledger, live_holder
 from api.presenters import key_public
 from api.roles import ADMINS, READERS
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
 @router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_key(
     body: KeyCreate,
     change: Change = Depends(change_by),
@@ -82,10 +85,12 @@ def get_key(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(key_public(live_holder(ledger.index, "key", key_id), now()), position)
+    key = live_holder(ledger.index, "key", key_id)
+    return holder_answer(key_public(key, now()), position)
 
 
 @router.patch("/{key_id}", dependencies=ADMINS)
+@idempotent
 def update_key(
     key_id: str,
     body: KeyUpdate,
@@ -110,6 +115,7 @@ def update_key(
 
 
 @router.delete("/{key_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -121,6 +127,7 @@ def delete_key(
 
 
 @router.put("/{key_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def attach_group(
     key_id: str,
     group_id: str,
@@ -133,6 +140,7 @@ def attach_group(
 
 
 @router.delete("/{key_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def detach_group(
     key_id: str,
     group_id: str,
@@ -145,6 +153,7 @@ def detach_group(
 
 
 @router.post("/{key_id}/block", dependencies=ADMINS)
+@idempotent
 def block_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -156,6 +165,7 @@ def block_key(
 
 
 @router.post("/{key_id}/unblock", dependencies=ADMINS)
+@idempotent
 def unblock_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -167,6 +177,7 @@ def unblock_key(
 
 
 @router.post("/{key_id}/rotate", dependencies=ADMINS)
+@idempotent
 def rotate_key(
     key_id: str,
     change: Change = Depends(change_by),

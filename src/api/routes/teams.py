@@ -12,11 +12,13 @@ from api.http import (
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger, live_holder
 from api.presenters import team_public
 from api.roles import ADMINS, READERS
@@ -27,6 +29,7 @@ router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
 
 @router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_team(
     body: TeamCreate,
     change: Change = Depends(change_by),
@@ -67,10 +70,12 @@ def get_team(
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(team_public(live_holder(ledger.index, "team", team_id)), position)
+    team = live_holder(ledger.index, "team", team_id)
+    return holder_answer(team_public(team), position)
 
 
 @router.patch("/{team_id}", dependencies=ADMINS)
+@idempotent
 def update_team(
     team_id: str,
     body: TeamUpdate,
@@ -90,6 +95,7 @@ def update_team(
 
 
 @router.delete("/{team_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -101,6 +107,7 @@ def delete_team(
 
 
 @router.put("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def attach_group(
     team_id: str,
     group_id: str,
@@ -113,6 +120,7 @@ def attach_group(
 
 
 @router.delete("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def detach_group(
     team_id: str,
     group_id: str,
@@ -125,6 +133,7 @@ def detach_group(
 
 
 @router.post("/{team_id}/block", dependencies=ADMINS)
+@idempotent
 def block_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -137,6 +146,7 @@ def block_team(
 
 
 @router.post("/{team_id}/unblock", dependencies=ADMINS)
+@idempotent
 def unblock_team(
     team_id: str,
     change: Change = Depends(change_by),
