@@ -74,8 +74,6 @@ OPEN = {
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
 }
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from api.auth import AdminTokens, SignInGuard
+from api.headers import SecurityHeaders, add_docs_page
 from api.http import JSONAnswer
 from api.ledger import Ledger
 from api.routes import admin_tokens, audit, catalog, groups, keys, questions, teams
@@ -54,6 +55,9 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
         # No redirect to a trailing-slash twin: it would build its Location
         # from the caller's Host header. An unknown path is a plain 404.
         redirect_slashes=False,
+        # Served by api.headers, with a nonce for its inline script.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ledger = ledger
     app.state.tokens = tokens
@@ -66,7 +70,10 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
 
     add_error_handlers(app)
     add_health_routes(app)
+    add_docs_page(app)
     app.add_middleware(RequestHygiene)
+    # Outermost, so that even the hygiene refusals carry the headers.
+    app.add_middleware(SecurityHeaders)
     return app
 
 
