@@ -17,6 +17,7 @@ from api.auth import AdminTokens, SignInGuard
 from api.headers import SecurityHeaders, add_docs_page
 from api.http import JSONAnswer
 from api.ledger import Ledger
+from api.openapi_doc import use_documented_errors
 from api.routes import admin_tokens, audit, catalog, groups, keys, questions, teams
 from domain.errors import LedgerError
 
@@ -71,6 +72,7 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
     add_error_handlers(app)
     add_health_routes(app)
     add_docs_page(app)
+    use_documented_errors(app)
     app.add_middleware(RequestHygiene)
     # Outermost, so that even the hygiene refusals carry the headers.
     app.add_middleware(SecurityHeaders)
