@@ -58,3 +58,16 @@ def test_the_docs_page_runs_only_scripts_with_its_nonce(client: Any) -> None:
         assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
         assert page.headers["x-frame-options"] == "DENY"
     assert nonces[0] != nonces[1]
+    assert "http" not in policy
+    assert not re.search(r'(src|href)="https?:', pages[0].text)
+
+
+@pytest.mark.parametrize(
+    ("asset", "kind"),
+    [("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css")],
+)
+def test_the_docs_assets_are_served_here(client: Any, asset: str, kind: str) -> None:
+    answer = client.get(f"/docs/assets/{asset}")
+    assert answer.status_code == 200
+    assert kind in answer.headers["content-type"]
+    assert answer.headers["x-content-type-options"] == "nosniff"
