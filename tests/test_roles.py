@@ -5,6 +5,7 @@ slow-down of a client that keeps failing to sign in."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any, Iterator
@@ -216,6 +217,24 @@ def replicas(database_url: str) -> Iterator[tuple[Any, Any]]:
     yield clients[0], clients[1]
     for ledger in ledgers:
         ledger.close()
+
+
+def test_tokens_replay_and_keep_their_hash_out_of_the_audit(client: Any) -> None:
+    issued = client.post("/v1/admin-tokens", json={"name": "a", "role": "gateway"})
+    client.post("/v1/admin-tokens", json={"name": "b", "role": "auditor"})
+    client.delete(f"/v1/admin-tokens/{issued.json()['id']}")
+
+    replay = client.post("/v1/audit/replay", json={}).json()
+    events = client.get("/v1/audit/events").json()["items"]
+
+    assert replay["matches"], replay["differences"]
+    token_hash = hashlib.sha256(issued.json()["token"].encode()).hexdigest()
+    assert token_hash not in str(events)
+    assert [e["type"] for e in events if e["type"].startswith("AdminToken")] == [
+        "AdminToken.Issued",
+        "AdminToken.Issued",
+        "AdminToken.Revoked",
+    ]
 
 
 def test_revocation_holds_at_once_on_every_replica(replicas: tuple[Any, Any]) -> None:

@@ -1,8 +1,9 @@
 """The event log as auditors read it: one flat record per event.
 
 Records come straight from the event store, decoded by the application's
-mapper, in position order. A key's secret is never in an event; its hash is
-left out of these records too, since nobody reading an audit needs it.
+mapper, in position order. A key's secret or admin token is never in an
+event; their hashes are left out of these records too, since nobody reading
+an audit needs them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ENVELOPE = {
     "reason",
     "originator_topic",
     "secret_hash",
+    "token_hash",
 }
 AGGREGATE_NAMES = {"group": "AccessGroup", "team": "Team", "key": "Key"}
 
