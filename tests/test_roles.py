@@ -179,6 +179,14 @@ def test_a_token_is_shown_once_and_acts_under_its_name(
         "gateway-1": "gateway",
     }
     assert all("token" not in t for t in listed)
+    first = client.get("/v1/admin-tokens", params={"limit": 2}).json()
+    rest = client.get(
+        "/v1/admin-tokens", params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    assert [t["name"] for t in first["items"] + rest["items"]] == [
+        t["name"] for t in listed
+    ]
+    assert rest["next_cursor"] is None
 
     group = client.post(
         "/v1/access-groups", json={"name": "G"}, headers=bearer(tokens["admin"])

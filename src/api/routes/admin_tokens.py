@@ -7,7 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from api.http import answer, change_by, get_ledger, no_content, written
+from api.http import (
+    Page,
+    answer,
+    change_by,
+    cursor_of,
+    get_ledger,
+    no_content,
+    page_of,
+    written,
+)
 from api.idempotency import idempotent
 from api.ledger import Ledger
 from api.roles import ADMINS
@@ -33,13 +42,24 @@ def issue_token(
 
 
 @router.get("", dependencies=ADMINS)
-def list_tokens(ledger: Ledger = Depends(get_ledger)) -> Response:
-    """Every token that is not revoked, oldest first (never the token itself)."""
+def list_tokens(
+    page: Page = Depends(page_of), ledger: Ledger = Depends(get_ledger)
+) -> Response:
+    """The tokens that are not revoked, oldest first (never the token itself)."""
     position = ledger.current()
     with ledger.index.lock:
-        live = [e for e in ledger.index.admin_tokens.values() if not e.revoked]
-        items = [token_public(e) for e in sorted(live, key=lambda e: e.seq)]
-    return answer({"items": items, "next_cursor": None}, position)
+        live = sorted(
+            (e for e in ledger.index.admin_tokens.values() if not e.revoked),
+            key=lambda e: e.seq,
+        )
+    after = [e for e in live if e.seq > page.after]
+    shown = after[: page.limit]
+    more = len(after) > page.limit
+    body = {
+        "items": [token_public(e) for e in shown],
+        "next_cursor": cursor_of(shown[-1].seq) if more else None,
+    }
+    return answer(body, position)
 
 
 @router.get("/{token_id}", dependencies=ADMINS)
