@@ -60,6 +60,7 @@ def test_the_docs_page_runs_only_scripts_with_its_nonce(client: Any) -> None:
     assert nonces[0] != nonces[1]
     assert "http" not in policy
     assert not re.search(r'(src|href)="https?:', pages[0].text)
+    assert '"validatorUrl": null' in pages[0].text
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,8 @@ def add_docs_page(app: FastAPI) -> None:
             swagger_js_url="/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/docs/assets/swagger-ui.css",
             swagger_favicon_url="data:,",
+            # Swagger UI would otherwise send the document to a public validator.
+            swagger_ui_parameters={"validatorUrl": None},
         )
         nonce = request.state.csp_nonce
         html = re.sub(r"<script>", f'<script nonce="{nonce}">', bytes(page.body).decode())
