@@ -376,3 +376,30 @@ def test_fast_decoding_equals_the_mappers(
         assert vars(fast) == vars(slow)
         for name, value in vars(slow).items():
             assert type(vars(fast)[name]) is type(value), name
+
+
+def test_events_by_actor_page_through_a_bounded_scan(
+    client: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page by actor reads at most ACTOR_SCAN events: it may come back
+    short, even empty, and going on from `next_after` finds the rest."""
+    from projections import audit
+
+    issued = ok(client.post("/v1/admin-tokens", json={"name": "alice", "role": "admin"}))
+    alice = {"Authorization": f"Bearer {issued['token']}"}
+    for number in range(12):
+        headers = alice if number in (1, 10) else {}
+        ok(client.put(f"/v1/catalog/model/m{number}", headers=headers))
+
+    monkeypatch.setattr(audit, "ACTOR_SCAN", 4)
+    monkeypatch.setattr(audit, "PAGE", 4)
+    found, after, pages = [], 0, 0
+    while after is not None:
+        page = ok(
+            client.get("/v1/audit/events", params={"actor": "alice", "after": after})
+        )
+        found += page["items"]
+        after, pages = page["next_after"], pages + 1
+    assert [e["data"]["name"] for e in found] == ["m1", "m10"]
+    assert pages >= 3
+    assert client.get("/v1/audit/events", params={"actor": ""}).status_code == 400

@@ -24,7 +24,7 @@ import openai
 import pytest
 import yaml
 
-from conftest import ADMIN, MASTER_KEY, LiveServer
+from conftest import ADMIN, LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
@@ -78,6 +78,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def gateway_token(url: str) -> str:
+    issued = httpx.post(
+        f"{url}/v1/admin-tokens",
+        json={"name": "litellm", "role": "gateway"},
+        headers=ADMIN,
+    )
+    assert issued.status_code == 201, issued.text
+    return str(issued.json()["token"])
+
+
 @pytest.fixture
 def litellm_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
     """A LiteLLM proxy that asks the live accessledger about every request."""
@@ -94,7 +104,8 @@ def litellm_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[str]:
         "HOME": str(tmp_path),
         "PYTHONPATH": str(PLUGIN_FOLDER),
         "ACCESSLEDGER_URL": live_server.url,
-        "ACCESSLEDGER_GATEWAY_TOKEN": MASTER_KEY,
+        # The least the plug-in needs: a token of the gateway role.
+        "ACCESSLEDGER_GATEWAY_TOKEN": gateway_token(live_server.url),
         **OFFLINE,
     }
     log = (tmp_path / "litellm.log").open("wb")

@@ -13,11 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from api.auth import AdminTokens
+from api.auth import AdminTokens, SignInGuard
+from api.headers import SecurityHeaders, add_docs_page
 from api.http import JSONAnswer
 from api.ledger import Ledger
 from api.observability import add_metrics
-from api.routes import audit, catalog, groups, keys, questions, teams
+from api.openapi_doc import use_documented_errors
+from api.routes import admin_tokens, audit, catalog, groups, keys, questions, teams
 from api.ui import install_ui
 from domain.errors import LedgerError
 
@@ -56,23 +58,28 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
         # No redirect to a trailing-slash twin: it would build its Location
         # from the caller's Host header. An unknown path is a plain 404.
         redirect_slashes=False,
-        # Served by install_ui from packaged assets: the default loads a CDN.
+        # Served by api.headers, with a nonce for its inline script.
         docs_url=None,
         redoc_url=None,
     )
     app.state.ledger = ledger
     app.state.tokens = tokens
+    app.state.sign_ins = SignInGuard()
 
     # The specific paths must come before catalog's `{name:path}` routes.
     app.include_router(questions.router)
-    for module in (catalog, groups, teams, keys, audit):
+    for module in (catalog, groups, teams, keys, audit, admin_tokens):
         app.include_router(module.router)
 
     add_error_handlers(app)
     add_health_routes(app)
+    add_docs_page(app)
     install_ui(app)
+    use_documented_errors(app)
     app.add_middleware(RequestHygiene)
     add_metrics(app, ledger)
+    # Outermost, so that even the hygiene refusals carry the headers.
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -1,18 +1,30 @@
-"""Admin authentication: the master key, compared in constant time.
+"""Admin authentication: the master key and the admin tokens with roles.
 
 The master key comes from ACCESSLEDGER_MASTER_KEY, or is generated on first
 start and kept beside the database in a file only its owner can read. Only
-its SHA-256 is kept, in memory and in the store.
+its SHA-256 is kept, in memory and in the store. Admin tokens are issued
+through the API and recorded as events holding only their SHA-256; a token
+is looked up in the access index after it has caught up with the store's
+head, so a revocation holds on every replica from the next request on.
+
+Refused sign-ins are logged (never the token) and, after a few from one
+client, answered more and more slowly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import insert, select
@@ -26,15 +38,92 @@ MASTER_ACTOR = "master"
 MASTER_SETTING = "master_key_sha256"
 
 
+log = logging.getLogger("accessledger")
+
+# Refused sign-ins one client may make before its answers slow down, how far
+# back they count, and the longest wait.
+FREE_FAILURES = 5
+FAILURE_WINDOW_SECONDS = 300.0
+MAX_DELAY_SECONDS = 5.0
+# Clients remembered at once; the oldest are forgotten first.
+REMEMBERED_CLIENTS = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed in, and with which role."""
+
+    actor: str
+    role: str
+
+
 @dataclass(frozen=True)
 class AdminTokens:
     master_hash: str
 
-    def actor_for(self, token: str) -> str:
-        """The actor name of a valid admin token; Unauthorized otherwise."""
-        if hmac.compare_digest(digest(token), self.master_hash):
-            return MASTER_ACTOR
+    def caller_for(self, token: str, ledger: Any = None) -> Caller:
+        """The caller behind a valid admin token; Unauthorized otherwise.
+
+        The master key is compared in constant time. Other tokens are found
+        by their SHA-256 in the index, caught up with the store's head first:
+        finding a hash by equality reveals nothing useful about the token.
+        """
+        hashed = digest(token)
+        if hmac.compare_digest(hashed, self.master_hash):
+            return Caller(MASTER_ACTOR, "admin")
+        if ledger is not None:
+            ledger.catch_up()
+            entry = ledger.index.admin_token_for(hashed)
+            if entry is not None:
+                return Caller(entry.name, entry.role)
         raise Unauthorized("unknown admin token")
+
+    def actor_for(self, token: str, ledger: Any = None) -> str:
+        """The actor name of a valid admin token; Unauthorized otherwise."""
+        return self.caller_for(token, ledger).actor
+
+
+class SignInGuard:
+    """Counts refused sign-ins per client and slows that client down.
+
+    After FREE_FAILURES refusals within FAILURE_WINDOW_SECONDS, every request
+    from the client waits before its token is even looked at: 0.25 s, then
+    twice as long per further refusal, at most MAX_DELAY_SECONDS.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def recent(self, client: str) -> int:
+        cutoff = time.monotonic() - FAILURE_WINDOW_SECONDS
+        with self.lock:
+            times = [t for t in self.failures.get(client, ()) if t > cutoff]
+            if times:
+                self.failures[client] = times
+            else:
+                self.failures.pop(client, None)
+            return len(times)
+
+    def delay(self, client: str) -> float:
+        over = self.recent(client) - FREE_FAILURES
+        return 0.0 if over < 0 else min(0.25 * 2**over, MAX_DELAY_SECONDS)
+
+    async def wait(self, client: str) -> None:
+        pause = self.delay(client)
+        if pause:
+            await asyncio.sleep(pause)
+
+    def refused(self, client: str, why: str) -> None:
+        with self.lock:
+            self.failures.setdefault(client, []).append(time.monotonic())
+            self.failures.move_to_end(client)
+            count = len(self.failures[client])
+            while len(self.failures) > REMEMBERED_CLIENTS:
+                self.failures.popitem(last=False)
+        log.warning(
+            "sign-in refused: %s; client %s, %d recent refusals", why, client, count
+        )
 
 
 def bearer_token(authorization: str | None) -> str:

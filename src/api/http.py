@@ -15,10 +15,10 @@ import orjson
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from api.auth import bearer_token
+from api.auth import Caller, bearer_token
 from api.ledger import Ledger
 from domain.aggregates import Change
-from domain.errors import InvalidRequest, NotReady
+from domain.errors import InvalidRequest, NotReady, Unauthorized
 from domain.resources import has_forbidden_characters
 
 MAX_REASON_LENGTH = 1000
@@ -40,13 +40,26 @@ async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger  # type: ignore[no-any-return]
 
 
-async def admin_actor(
+async def caller(
     request: Request, authorization: str | None = Header(None, include_in_schema=False)
-) -> str:
-    token = bearer_token(authorization)
-    actor: str = request.app.state.tokens.actor_for(token)
-    request.state.actor = actor  # for the request's log line
-    return actor
+) -> Caller:
+    """The signed-in admin; a refusal is logged and counted against the client."""
+    state = request.app.state
+    client = request.client.host if request.client else "unknown"
+    await state.sign_ins.wait(client)
+    try:
+        token = bearer_token(authorization)
+        found: Caller = state.tokens.caller_for(token, state.ledger)
+    except Unauthorized as refusal:
+        state.sign_ins.refused(client, refusal.message)
+        raise
+    request.state.caller = found
+    request.state.actor = found.actor  # for the request's log line
+    return found
+
+
+async def admin_actor(signed_in: Caller = Depends(caller)) -> str:
+    return signed_in.actor
 
 
 async def change_by(
@@ -127,6 +140,13 @@ def cursor_of(next_seq: int | None) -> str | None:
 
 def answer(body: Any, position: int, status: int = 200) -> JSONAnswer:
     return JSONAnswer(body, status_code=status, headers={POSITION_HEADER: str(position)})
+
+
+def holder_answer(body: dict[str, Any], position: int) -> JSONAnswer:
+    """One holder, with its version as the ETag that `If-Match` takes back."""
+    response = answer(body, position)
+    response.headers["ETag"] = f'"{body["version"]}"'
+    return response
 
 
 def written(body: dict[str, Any], position: int, status: int = 200) -> JSONAnswer:

@@ -31,7 +31,9 @@ from sqlalchemy.orm import Session
 
 from api.store import FACTORY_TOPIC, LogReader
 from domain.aggregates import (
+    ROLES,
     AccessGroup,
+    AdminToken,
     CatalogResource,
     Change,
     Key,
@@ -162,7 +164,9 @@ def live_holder(index: AccessIndex, type_: str, holder_id: str) -> HolderEntry:
 
 
 TYPE_WORDS = {"group": "access group", "team": "team", "key": "key"}
-SCOPES = {"group": "access-group", "team": "team"}
+SCOPES = {"group": "access-group", "team": "team", "admin-token": "admin-token"}
+# The master key's actor name: no admin token may take it.
+RESERVED_ACTOR = "master"
 
 
 class Ledger:
@@ -739,6 +743,46 @@ class Ledger:
         if type_ == "team":
             return self.update_team(holder_id, change, add=add, remove=remove)
         return self.update_key(holder_id, change, add=add, remove=remove)
+
+    # -- admin tokens ----------------------------------------------------
+
+    def issue_admin_token(
+        self, name: str, role: str, change: Change
+    ) -> tuple[tuple[str, str], int]:
+        """A new admin token: its id and the token, which is answered once."""
+        check_name(name, "name")
+        if normalise_name(name) == RESERVED_ACTOR:
+            raise InvalidRequest(f"the name {RESERVED_ACTOR!r} is the master key's")
+        if role not in ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+        token = "adm-" + secrets.token_urlsafe(32)
+
+        def command(unit: Unit) -> str:
+            issued = AdminToken(
+                name=name,
+                role=role,
+                token_hash=hash_secret(token),
+                actor=change.actor,
+                reason=change.reason,
+            )
+            unit.claim_name(SCOPES["admin-token"], name, issued.id)
+            unit.add(issued)
+            return str(issued.id)
+
+        token_id, position = self.write(change, command)
+        return (token_id, token), position
+
+    def revoke_admin_token(self, token_id: str, change: Change) -> int:
+        """Revoke a token; every replica refuses it from the next request on."""
+
+        def command(unit: Unit) -> None:
+            entry = unit.index.admin_tokens.get(token_id)
+            if entry is None or entry.revoked:
+                raise NotFound(f"no admin token with id {token_id!r}")
+            unit.release_name(SCOPES["admin-token"], entry.name, UUID(token_id))
+            unit.get(UUID(token_id)).revoke(change)
+
+        return self.write(change, command)[1]
 
 
 def check_id_list(ids: Any) -> list[str]:

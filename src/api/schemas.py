@@ -79,3 +79,8 @@ class CheckRequest(Strict):
 
 class BulkCheckRequest(Strict):
     checks: list[CheckRequest]
+
+
+class AdminTokenCreate(Strict):
+    name: str
+    role: str

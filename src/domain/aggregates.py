@@ -332,3 +332,29 @@ class Key(Principal):
     @event("Rotated")
     def _rotated(self, secret_hash: str, actor: str, reason: str | None) -> None:
         self.secret_hash = secret_hash
+
+
+# What each role may do; the routes declare which roles reach them.
+ROLES = ("admin", "auditor", "gateway")
+
+
+class AdminToken(Aggregate):
+    """A named admin token with one role. Only the token's SHA-256 is
+    recorded: the token itself is answered once, when it is issued."""
+
+    @event("Issued")
+    def __init__(
+        self, name: str, role: str, token_hash: str, actor: str, reason: str | None
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.token_hash = token_hash
+        self.revoked = False
+
+    def revoke(self, change: Change) -> None:
+        if not self.revoked:
+            self._revoked(change.actor, change.reason)
+
+    @event("Revoked")
+    def _revoked(self, actor: str, reason: str | None) -> None:
+        self.revoked = True

@@ -36,6 +36,10 @@ class Conflict(LedgerError):
     status, code = 409, "conflict"
 
 
+class IdempotencyMismatch(LedgerError):
+    status, code = 409, "idempotency_mismatch"
+
+
 class VersionMismatch(LedgerError):
     status, code = 412, "version_mismatch"
 

@@ -8,7 +8,7 @@ accessledger, whose dependencies LiteLLM's environment does not have.
 It reads these variables:
 
 - `ACCESSLEDGER_URL`: the service's base URL, such as http://127.0.0.1:4000;
-- `ACCESSLEDGER_GATEWAY_TOKEN`: an admin token, sent to `POST /v1/check`;
+- `ACCESSLEDGER_GATEWAY_TOKEN`: a token of the gateway role, sent to `POST /v1/check`;
 - `ACCESSLEDGER_TIMEOUT_SECONDS` (optional, default 2): how long to wait.
 
 Nothing is cached: every request is one check, so a revoked key or grant is

@@ -15,7 +15,15 @@ from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from domain.aggregates import AccessGroup, CatalogResource, Holder, Key, Principal, Team
+from domain.aggregates import (
+    AccessGroup,
+    AdminToken,
+    CatalogResource,
+    Holder,
+    Key,
+    Principal,
+    Team,
+)
 from domain.resources import KINDS, is_pattern, literal_prefix, matches
 from domain.rules import (
     Decision,
@@ -84,6 +92,22 @@ class HolderEntry:
     members: set[str] | frozenset[str] = NOTHING
 
 
+@dataclass(slots=True, eq=False)
+class AdminTokenEntry:
+    """An admin token as the read side sees it: never the token itself."""
+
+    id: str
+    name: str
+    role: str
+    token_hash: str
+    created_by: str
+    version: int
+    created_at: str
+    updated_at: str
+    seq: int
+    revoked: bool = False
+
+
 @dataclass(slots=True)
 class Source:
     source: str
@@ -100,6 +124,8 @@ class AccessIndex:
         self.active_names: dict[str, list[str]] = {k: [] for k in KINDS}
         self.holders: dict[str, HolderEntry] = {}
         self.keys_by_secret: dict[str, str] = {}
+        self.admin_tokens: dict[str, AdminTokenEntry] = {}
+        self.admin_tokens_by_hash: dict[str, AdminTokenEntry] = {}
         # For each pattern some holder grants: the active names it matches.
         self.expansions: dict[str, dict[str, set[str]]] = {k: {} for k in KINDS}
         self.patterns_of_name: dict[str, dict[str, set[str]]] = {k: {} for k in KINDS}
@@ -131,6 +157,8 @@ class AccessIndex:
             Principal.GroupDetached: self.group_detached,
             Principal.Blocked: self.principal_blocked,
             Principal.Unblocked: self.principal_unblocked,
+            AdminToken.Issued: self.admin_token_issued,
+            AdminToken.Revoked: self.admin_token_revoked,
         }
 
     # -- applying events -------------------------------------------------
@@ -352,9 +380,46 @@ class AccessIndex:
     # -- questions -------------------------------------------------------
 
     def version_of(self, aggregate_id: str) -> int | None:
-        """The version of a holder or resource as of `position`."""
-        entry = self.holders.get(aggregate_id) or self.resources_by_id.get(aggregate_id)
+        """The version of a holder, resource or admin token as of `position`."""
+        entry = (
+            self.holders.get(aggregate_id)
+            or self.resources_by_id.get(aggregate_id)
+            or self.admin_tokens.get(aggregate_id)
+        )
         return None if entry is None else entry.version
+
+    # -- admin tokens ----------------------------------------------------
+
+    def admin_token_issued(self, e: Any, position: int) -> None:
+        at = timestamp_of(e)
+        self.add_admin_token(
+            AdminTokenEntry(
+                str(e.originator_id),
+                e.name,
+                e.role,
+                e.token_hash,
+                e.actor,
+                e.originator_version,
+                at,
+                at,
+                position,
+            )
+        )
+
+    def admin_token_revoked(self, e: Any, position: int) -> None:
+        entry = self.admin_tokens[str(e.originator_id)]
+        entry.revoked = True
+        entry.version = e.originator_version
+        entry.updated_at = timestamp_of(e)
+
+    def add_admin_token(self, entry: AdminTokenEntry) -> None:
+        self.admin_tokens[entry.id] = entry
+        self.admin_tokens_by_hash[entry.token_hash] = entry
+
+    def admin_token_for(self, token_hash: str) -> AdminTokenEntry | None:
+        """The live admin token with this hash, if any."""
+        entry = self.admin_tokens_by_hash.get(token_hash)
+        return None if entry is None or entry.revoked else entry
 
     def resource_status(self, kind: str, name: str) -> str | None:
         entry = self.resources[kind].get(name)

@@ -1,8 +1,9 @@
 """The event log as auditors read it: one flat record per event.
 
 Records come straight from the event store, decoded by the application's
-mapper, in position order. A key's secret is never in an event; its hash is
-left out of these records too, since nobody reading an audit needs it.
+mapper, in position order. A key's secret or admin token is never in an
+event; their hashes are left out of these records too, since nobody reading
+an audit needs them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from projections.tables import LIVE, timestamp_of
 
 COLUMNS = ("position", "type", "holder", "at", "actor", "reason", "data")
 PAGE = 1000
+# The most events one page by actor reads before it answers.
+ACTOR_SCAN = 20_000
 
 # Fields every event has; the rest of an event is its data.
 ENVELOPE = {
@@ -37,6 +40,7 @@ ENVELOPE = {
     "reason",
     "originator_topic",
     "secret_hash",
+    "token_hash",
 }
 AGGREGATE_NAMES = {"group": "AccessGroup", "team": "Team", "key": "Key"}
 
@@ -74,6 +78,40 @@ class AuditLog:
         rows = self.rows(after, limit, holder, until)
         times = self.commit_times(rows)
         return [self.record(row, times) for row in rows]
+
+    def page(
+        self,
+        after: int,
+        limit: int,
+        holder: UUID | None = None,
+        until: int | None = None,
+        actor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of events and where the next one starts (None at the end).
+
+        The actor lives inside each event's stored state, where the store
+        cannot search, so a page by actor reads the log in order and looks
+        at no more than ACTOR_SCAN events: it may hold fewer than `limit`
+        events, even none, with a `next_after` to go on from.
+        """
+        if actor is None:
+            items = self.events(after, limit, holder, until)
+            return items, items[-1]["position"] if len(items) == limit else None
+
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        while scanned < ACTOR_SCAN:
+            batch = self.events(after, PAGE, holder, until)
+            for item in batch:
+                after = item["position"]
+                if item["actor"] == actor:
+                    found.append(item)
+                    if len(found) == limit:
+                        return found, after
+            if len(batch) < PAGE:
+                return found, None
+            scanned += len(batch)
+        return found, after
 
     def commit_times(self, rows: list[Any]) -> tuple[list[int], list[float]]:
         """When the commands of these events committed, by the store's clock:

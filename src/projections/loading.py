@@ -8,7 +8,13 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from projections.access_index import AccessIndex, HolderEntry, ResourceEntry, set_expiry
+from projections.access_index import (
+    AccessIndex,
+    AdminTokenEntry,
+    HolderEntry,
+    ResourceEntry,
+    set_expiry,
+)
 from projections.tables import LIVE, PROJECTION, LedgerSchema, decode_restriction
 
 
@@ -54,6 +60,22 @@ def load_index(connection: Connection, schema: LedgerSchema = LIVE) -> AccessInd
     for holder_id, group_ids in attachment_rows.items():
         for group_id in group_ids:
             index.attach(index.holders[holder_id], group_id)
+
+    for row in connection.execute(select(schema.admin_tokens)):
+        index.add_admin_token(
+            AdminTokenEntry(
+                row.id,
+                row.name,
+                row.role,
+                row.token_hash,
+                row.created_by,
+                row.version,
+                row.created_at,
+                row.updated_at,
+                row.seq,
+                bool(row.revoked),
+            )
+        )
 
     index.position = position or 0
     return index

@@ -204,6 +204,7 @@ class MemorySink:
                     borrowed_from=attachments,
                 ),
                 MemoryTable(schema.resource_history, ("kind", "name")),
+                MemoryTable(schema.admin_tokens, ("id",)),
             )
         }
 

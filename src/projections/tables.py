@@ -41,7 +41,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from domain.aggregates import AccessGroup, CatalogResource, Holder, Key, Principal, Team
+from domain.aggregates import (
+    AccessGroup,
+    AdminToken,
+    CatalogResource,
+    Holder,
+    Key,
+    Principal,
+    Team,
+)
 from domain.resources import KINDS
 
 PROJECTION = "access"
@@ -162,6 +170,22 @@ class LedgerSchema:
             Column("to_position", Integer),
             Index(f"{p}_resource_history_kind", "kind", "from_position"),
         )
+        # Admin tokens by the SHA-256 of the token; the token is never stored.
+        self.admin_tokens = Table(
+            f"{p}_admin_tokens",
+            m,
+            Column("id", String(36), primary_key=True),
+            Column("name", Text, nullable=False),
+            Column("role", String(16), nullable=False),
+            Column("token_hash", String(64), nullable=False),
+            Column("revoked", Boolean, nullable=False),
+            Column("created_by", Text, nullable=False),
+            Column("version", Integer, nullable=False),
+            Column("created_at", String(40), nullable=False),
+            Column("updated_at", String(40), nullable=False),
+            Column("seq", Integer, nullable=False),
+            Index(f"{p}_admin_tokens_hash", "token_hash"),
+        )
 
     def all_tables(self) -> list[Table]:
         """Every table, in the same order for every prefix."""
@@ -176,6 +200,7 @@ class LedgerSchema:
             self.grant_history,
             self.attachment_history,
             self.resource_history,
+            self.admin_tokens,
         ]
 
     def digest_tables(self) -> list[Table]:
@@ -190,6 +215,7 @@ class LedgerSchema:
             self.grant_history,
             self.attachment_history,
             self.resource_history,
+            self.admin_tokens,
         ]
 
 
@@ -211,6 +237,21 @@ settings = Table(
     control,
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# The first answer to each idempotent write, by caller and key, written in
+# the transaction of the write itself (see api.idempotency).
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+idempotent_answers = Table(
+    "ledger_idempotency",
+    control,
+    Column("actor", String(255), primary_key=True),
+    Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text),
+    Column("position", Integer, nullable=False),
+    Column("stored_at", Float, nullable=False),
 )
 
 
@@ -387,6 +428,8 @@ class LedgerTables:
             Principal.GroupDetached: self.group_detached,
             Principal.Blocked: self.principal_blocked,
             Principal.Unblocked: self.principal_unblocked,
+            AdminToken.Issued: self.admin_token_issued,
+            AdminToken.Revoked: self.admin_token_revoked,
         }
 
     def apply(self, target: Session | Sink, events: list[tuple[Any, int]]) -> None:
@@ -623,6 +666,35 @@ class LedgerTables:
         for column in ("holder_id", "group_id"):
             out.close(s.attachment_history, position, {column: holder_id})
             out.delete(s.attachments, {column: holder_id})
+
+    # -- admin tokens ----------------------------------------------------
+
+    def admin_token_issued(self, out: Sink, e: Any, position: int) -> None:
+        at = timestamp_of(e)
+        row = {
+            "id": str(e.originator_id),
+            "name": e.name,
+            "role": e.role,
+            "token_hash": e.token_hash,
+            "revoked": False,
+            "created_by": e.actor,
+            "version": e.originator_version,
+            "created_at": at,
+            "updated_at": at,
+            "seq": position,
+        }
+        out.insert(self.s.admin_tokens, row)
+
+    def admin_token_revoked(self, out: Sink, e: Any, position: int) -> None:
+        out.update(
+            self.s.admin_tokens,
+            {"id": str(e.originator_id)},
+            {
+                "revoked": True,
+                "version": e.originator_version,
+                "updated_at": timestamp_of(e),
+            },
+        )
 
 
 def encode_restriction(restrict: dict | None) -> str | None:

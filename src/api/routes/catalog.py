@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
@@ -16,21 +15,21 @@ from api.http import (
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger
 from api.presenters import resource_public
+from api.roles import ADMINS, READERS
 from api.schemas import CatalogSync, ResourcePut
 from domain.aggregates import Change
 from domain.errors import InvalidRequest, NotFound
 from domain.resources import check_kind
 
-router = APIRouter(
-    prefix="/v1/catalog", tags=["catalog"], dependencies=[Depends(admin_actor)]
-)
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
 STATUSES = ("active", "retired")
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_resources(
     kind: str | None = Query(None),
     status: str | None = Query(None, description="active or retired"),
@@ -63,7 +62,8 @@ def list_resources(
     return answer(body, position)
 
 
-@router.post("/sync")
+@router.post("/sync", dependencies=ADMINS)
+@idempotent
 def sync_catalog(
     body: CatalogSync,
     change: Change = Depends(change_by),
@@ -76,7 +76,7 @@ def sync_catalog(
     return written(counts, position)
 
 
-@router.get("/{kind}/{name:path}")
+@router.get("/{kind}/{name:path}", dependencies=READERS)
 def get_resource(
     kind: str,
     name: str,
@@ -88,7 +88,8 @@ def get_resource(
     return answer(resource_public(known_resource(ledger, kind, name)), position)
 
 
-@router.put("/{kind}/{name:path}", status_code=201)
+@router.put("/{kind}/{name:path}", status_code=201, dependencies=ADMINS)
+@idempotent
 def register_resource(
     kind: str,
     name: str,
@@ -103,7 +104,8 @@ def register_resource(
     return written(resource_public(entry), position, 201 if created else 200)
 
 
-@router.delete("/{kind}/{name:path}")
+@router.delete("/{kind}/{name:path}", dependencies=ADMINS)
+@idempotent
 def retire_resource(
     kind: str,
     name: str,

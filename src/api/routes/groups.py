@@ -7,30 +7,29 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger, live_holder
 from api.presenters import group_public
+from api.roles import ADMINS, READERS
 from api.schemas import AccessGroupCreate, AccessGroupUpdate
 from domain.aggregates import Change
 
-router = APIRouter(
-    prefix="/v1/access-groups",
-    tags=["access groups"],
-    dependencies=[Depends(admin_actor)],
-)
+router = APIRouter(prefix="/v1/access-groups", tags=["access groups"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_group(
     body: AccessGroupCreate,
     change: Change = Depends(change_by),
@@ -42,7 +41,7 @@ def create_group(
     return written(group_public(ledger.index.holders[group_id]), position, 201)
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_groups(
     q: str | None = Query(None, description="Part of the name, any case."),
     page: Page = Depends(page_of),
@@ -64,17 +63,19 @@ def list_groups(
     return answer(body, position)
 
 
-@router.get("/{group_id}")
+@router.get("/{group_id}", dependencies=READERS)
 def get_group(
     group_id: str,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(group_public(live_holder(ledger.index, "group", group_id)), position)
+    group = live_holder(ledger.index, "group", group_id)
+    return holder_answer(group_public(group), position)
 
 
-@router.patch("/{group_id}")
+@router.patch("/{group_id}", dependencies=ADMINS)
+@idempotent
 def update_group(
     group_id: str,
     body: AccessGroupUpdate,
@@ -96,7 +97,8 @@ def update_group(
     return written(group_public(ledger.index.holders[group_id]), position)
 
 
-@router.delete("/{group_id}", status_code=204)
+@router.delete("/{group_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_group(
     group_id: str,
     change: Change = Depends(change_by),
@@ -107,7 +109,7 @@ def delete_group(
     return no_content(ledger.delete_group(group_id, change, if_match))
 
 
-@router.get("/{group_id}/usage")
+@router.get("/{group_id}/usage", dependencies=READERS)
 def group_usage(
     group_id: str,
     min_position: int | None = Depends(wanted_position),

@@ -7,27 +7,30 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     now,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import UNSET, Ledger, live_holder
 from api.presenters import key_public
+from api.roles import ADMINS, READERS
 from api.schemas import KeyCreate, KeyUpdate
 from domain.aggregates import Change
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(admin_actor)])
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_key(
     body: KeyCreate,
     change: Change = Depends(change_by),
@@ -47,7 +50,7 @@ def create_key(
     return written({**key, "secret": secret}, position, 201)
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_keys(
     team_id: str | None = Query(None),
     q: str | None = Query(None, description="Part of the alias, any case."),
@@ -75,17 +78,19 @@ def list_keys(
     return answer(body, position)
 
 
-@router.get("/{key_id}")
+@router.get("/{key_id}", dependencies=READERS)
 def get_key(
     key_id: str,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(key_public(live_holder(ledger.index, "key", key_id), now()), position)
+    key = live_holder(ledger.index, "key", key_id)
+    return holder_answer(key_public(key, now()), position)
 
 
-@router.patch("/{key_id}")
+@router.patch("/{key_id}", dependencies=ADMINS)
+@idempotent
 def update_key(
     key_id: str,
     body: KeyUpdate,
@@ -109,7 +114,8 @@ def update_key(
     return written(key_public(ledger.index.holders[key_id], now()), position)
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -120,7 +126,8 @@ def delete_key(
     return no_content(ledger.delete_key(key_id, change, if_match))
 
 
-@router.put("/{key_id}/access-groups/{group_id}")
+@router.put("/{key_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def attach_group(
     key_id: str,
     group_id: str,
@@ -132,7 +139,8 @@ def attach_group(
     return written(key_public(ledger.index.holders[key_id], now()), position)
 
 
-@router.delete("/{key_id}/access-groups/{group_id}")
+@router.delete("/{key_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def detach_group(
     key_id: str,
     group_id: str,
@@ -144,7 +152,8 @@ def detach_group(
     return written(key_public(ledger.index.holders[key_id], now()), position)
 
 
-@router.post("/{key_id}/block")
+@router.post("/{key_id}/block", dependencies=ADMINS)
+@idempotent
 def block_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -155,7 +164,8 @@ def block_key(
     return written(key_public(ledger.index.holders[key_id], now()), position)
 
 
-@router.post("/{key_id}/unblock")
+@router.post("/{key_id}/unblock", dependencies=ADMINS)
+@idempotent
 def unblock_key(
     key_id: str,
     change: Change = Depends(change_by),
@@ -166,7 +176,8 @@ def unblock_key(
     return written(key_public(ledger.index.holders[key_id], now()), position)
 
 
-@router.post("/{key_id}/rotate")
+@router.post("/{key_id}/rotate", dependencies=ADMINS)
+@idempotent
 def rotate_key(
     key_id: str,
     change: Change = Depends(change_by),

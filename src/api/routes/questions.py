@@ -18,7 +18,6 @@ from api.http import (
     POSITION_HEADER,
     JSONAnswer,
     Page,
-    admin_actor,
     answer,
     cursor_of,
     get_ledger,
@@ -34,6 +33,7 @@ from api.presenters import (
     model_public,
     reason_public,
 )
+from api.roles import GATEWAYS, READERS
 from api.schemas import BulkCheckRequest, CheckRequest
 from domain.errors import InvalidRequest, NotFound, Unauthorized
 from domain.resources import KINDS, check_kind, check_name, has_forbidden_characters
@@ -44,10 +44,9 @@ from projections.past import PastIndex, command_boundary, committed_at, position
 MAX_BULK = 1000
 
 router = APIRouter(tags=["questions"])
-admin = [Depends(admin_actor)]
 
 
-@router.post("/v1/check", dependencies=admin)
+@router.post("/v1/check", dependencies=GATEWAYS)
 async def check(
     body: CheckRequest,
     request: Request,
@@ -65,7 +64,7 @@ async def check(
     return answer(result, position)
 
 
-@router.post("/v1/check/bulk", dependencies=admin)
+@router.post("/v1/check/bulk", dependencies=GATEWAYS)
 async def check_bulk(
     body: BulkCheckRequest,
     request: Request,
@@ -93,7 +92,7 @@ async def check_bulk(
     return answer({"results": results, "position": position}, position)
 
 
-@router.get("/v1/keys/{key_id}/access", dependencies=admin)
+@router.get("/v1/keys/{key_id}/access", dependencies=GATEWAYS)
 async def key_access(
     key_id: str,
     kind: str | None = Query(None),
@@ -116,7 +115,7 @@ async def key_access(
     return answer({"key_id": key_id, "as_of": current, "resources": resources}, current)
 
 
-@router.get("/v1/who-can-use", dependencies=admin)
+@router.get("/v1/who-can-use", dependencies=READERS)
 async def who_can_use(
     kind: str = Query(...),
     name: str = Query(...),

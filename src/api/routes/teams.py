@@ -7,28 +7,29 @@ from fastapi.responses import Response
 
 from api.http import (
     Page,
-    admin_actor,
     answer,
     change_by,
     cursor_of,
     expected_version,
     get_ledger,
+    holder_answer,
     no_content,
     page_of,
     wanted_position,
     written,
 )
+from api.idempotency import idempotent
 from api.ledger import Ledger, live_holder
 from api.presenters import team_public
+from api.roles import ADMINS, READERS
 from api.schemas import TeamCreate, TeamUpdate
 from domain.aggregates import Change
 
-router = APIRouter(
-    prefix="/v1/teams", tags=["teams"], dependencies=[Depends(admin_actor)]
-)
+router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=ADMINS)
+@idempotent
 def create_team(
     body: TeamCreate,
     change: Change = Depends(change_by),
@@ -40,7 +41,7 @@ def create_team(
     return written(team_public(ledger.index.holders[team_id]), position, 201)
 
 
-@router.get("")
+@router.get("", dependencies=READERS)
 def list_teams(
     q: str | None = Query(None, description="Part of the name, any case."),
     page: Page = Depends(page_of),
@@ -62,17 +63,19 @@ def list_teams(
     return answer(body, position)
 
 
-@router.get("/{team_id}")
+@router.get("/{team_id}", dependencies=READERS)
 def get_team(
     team_id: str,
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     position = ledger.current()
-    return answer(team_public(live_holder(ledger.index, "team", team_id)), position)
+    team = live_holder(ledger.index, "team", team_id)
+    return holder_answer(team_public(team), position)
 
 
-@router.patch("/{team_id}")
+@router.patch("/{team_id}", dependencies=ADMINS)
+@idempotent
 def update_team(
     team_id: str,
     body: TeamUpdate,
@@ -91,7 +94,8 @@ def update_team(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.delete("/{team_id}", status_code=204)
+@router.delete("/{team_id}", status_code=204, dependencies=ADMINS)
+@idempotent
 def delete_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -102,7 +106,8 @@ def delete_team(
     return no_content(ledger.delete_team(team_id, change, if_match))
 
 
-@router.put("/{team_id}/access-groups/{group_id}")
+@router.put("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def attach_group(
     team_id: str,
     group_id: str,
@@ -114,7 +119,8 @@ def attach_group(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.delete("/{team_id}/access-groups/{group_id}")
+@router.delete("/{team_id}/access-groups/{group_id}", dependencies=ADMINS)
+@idempotent
 def detach_group(
     team_id: str,
     group_id: str,
@@ -126,7 +132,8 @@ def detach_group(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.post("/{team_id}/block")
+@router.post("/{team_id}/block", dependencies=ADMINS)
+@idempotent
 def block_team(
     team_id: str,
     change: Change = Depends(change_by),
@@ -138,7 +145,8 @@ def block_team(
     return written(team_public(ledger.index.holders[team_id]), position)
 
 
-@router.post("/{team_id}/unblock")
+@router.post("/{team_id}/unblock", dependencies=ADMINS)
+@idempotent
 def unblock_team(
     team_id: str,
     change: Change = Depends(change_by),

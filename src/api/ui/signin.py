@@ -26,12 +26,18 @@ async def sign_in_page(request: Request) -> Response:
 
 @router.post("/sign-in")
 async def sign_in(request: Request, token: str = Form("")) -> Response:
-    """Accept exactly the tokens the JSON API accepts, as the same actor."""
+    """Accept the tokens the JSON API accepts for the admin role, as the same
+    actor. The pages change things, so auditor and gateway tokens stay out."""
+    state = request.app.state
     try:
-        actor = request.app.state.tokens.actor_for(token.strip())
+        caller = state.tokens.caller_for(token.strip(), state.ledger)
     except Unauthorized:
         context = {"error": "That admin token is not valid."}
         return render(request, "sign_in.html", context, None, 401)
+    if caller.role != "admin":
+        context = {"error": f"A token of the {caller.role} role cannot use the UI."}
+        return render(request, "sign_in.html", context, None, 403)
+    actor = caller.actor
 
     sessions = request.app.state.ui_sessions
     sessions.end(request.cookies.get(COOKIE))
