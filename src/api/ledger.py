@@ -189,7 +189,8 @@ class Ledger:
         # One writer per process waits for the writer turn at a time, so that
         # writers queueing for it never hold every pooled connection.
         self.write_lock = threading.Lock()
-        self.catch_up_lock = threading.Lock()
+        # Re-entrant: a batch holds it while its writer turn catches up.
+        self.catch_up_lock = threading.RLock()
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
         self.current_batch: ContextVar[Batch | None] = ContextVar("batch", default=None)
         self.create_schema()
@@ -343,7 +344,10 @@ class Ledger:
         nothing and the batch goes on; any other error undoes the whole
         batch, and the index is then reloaded from the committed tables.
         """
-        with self.write_lock, self.index.lock:
+        # The catch-up lock before the index's, the order catch_up takes
+        # them in: a reader catching up meanwhile would otherwise hold the
+        # first and wait for the second while this batch does the opposite.
+        with self.write_lock, self.catch_up_lock, self.index.lock:
             try:
                 with self.writer_turn() as session:
                     batch = Batch(session)
