@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from bench import audit, core, peers
+from bench import audit, core, fanout, peers
 
-SUITES = {"core": core.run, "audit": audit.run, "peers": peers.run}
+SUITES = {
+    "core": core.run,
+    "audit": audit.run,
+    "fanout": fanout.run,
+    "peers": peers.run,
+}
 
 
 def main() -> None:
