@@ -52,7 +52,7 @@ class InProcess:
 
     def keys_of(self, name: str) -> int:
         with self.index.lock:
-            return len(self.index.who_can_use("model", name, time.time()))
+            return len(self.index.users_of("model", name, time.time()))
 
     def grant_to_group(self, group_id: str, name: str) -> None:
         from domain.aggregates import Change
