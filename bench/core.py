@@ -81,9 +81,9 @@ def free_port() -> int:
 class Server:
     """`accessledger serve` in its own process, on 127.0.0.1."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, master_key: str = MASTER_KEY) -> None:
         self.port = free_port()
-        environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": MASTER_KEY}
+        environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": master_key}
         self.process = subprocess.Popen(
             [
                 sys.executable,
