@@ -81,7 +81,7 @@ def free_port() -> int:
 class Server:
     """`accessledger serve` in its own process, on 127.0.0.1."""
 
-    def __init__(self, url: str, master_key: str = MASTER_KEY) -> None:
+    def __init__(self, url: str, master_key: str = MASTER_KEY, workers: int = 1) -> None:
         self.port = free_port()
         environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": master_key}
         self.process = subprocess.Popen(
@@ -94,6 +94,8 @@ class Server:
                 str(self.port),
                 "--database",
                 url,
+                "--workers",
+                str(workers),
             ],
             env=environment,
             stdout=subprocess.DEVNULL,
