@@ -96,7 +96,14 @@ class OverHTTP:
         """The store is already there; the state was read from it."""
 
     def ask(self, method: str, path: str, body: Any = None) -> Any:
-        return ask(self.connection, method, path, body)
+        try:
+            return ask(self.connection, method, path, body)
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closes a keep-alive connection idle for 5 s (while
+            # the load phase runs, say); every question here may be asked again.
+            self.connection.close()
+            self.connection = connect(self.port)
+            return ask(self.connection, method, path, body)
 
     def check(self, key_id: str, kind: str, name: str) -> bool:
         item = {"key_id": key_id, "kind": kind, "name": name}
