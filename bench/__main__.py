@@ -1,15 +1,21 @@
 """python -m bench [--quick]: measure the service on the shared org history.
 
 Every figure is printed beside its target; nothing here is a pass/fail test.
+The peers suite runs last and prints its comparison table last.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import audit, core
+from bench import audit, core, fanout, peers
 
-SUITES = {"core": core.run, "audit": audit.run}
+SUITES = {
+    "core": core.run,
+    "audit": audit.run,
+    "fanout": fanout.run,
+    "peers": peers.run,
+}
 
 
 def main() -> None:
@@ -27,9 +33,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     figures = []
-    for name in args.only or list(SUITES):
+    chosen = args.only or list(SUITES)
+    for name in chosen:
         figures += SUITES[name](args.quick)
-    core.print_table(figures)
+    if figures:
+        core.print_table(figures)
+    if "peers" in chosen:
+        peers.print_comparison()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "ACCESSLEDGER_BENCH_POSTGRES_ADMIN",
     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
 )
-BENCH_DATABASE = "accessledger_bench"
+BENCH_DATABASE = os.environ.get(
+    "ACCESSLEDGER_BENCH_POSTGRES_DATABASE", "accessledger_bench"
+)
 MASTER_KEY = "bench-master-key"
 
 
@@ -79,9 +81,9 @@ def free_port() -> int:
 class Server:
     """`accessledger serve` in its own process, on 127.0.0.1."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, master_key: str = MASTER_KEY, workers: int = 1) -> None:
         self.port = free_port()
-        environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": MASTER_KEY}
+        environment = {**os.environ, "ACCESSLEDGER_MASTER_KEY": master_key}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -92,6 +94,8 @@ class Server:
                 str(self.port),
                 "--database",
                 url,
+                "--workers",
+                str(workers),
             ],
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -102,13 +106,15 @@ class Server:
     def wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
                 connection.request("GET", "/healthz")
                 if connection.getresponse().status == 200:
                     return
             except OSError:
                 time.sleep(0.1)
+            finally:
+                connection.close()
         self.stop()
         raise SystemExit("the server did not start within 60 s")
 

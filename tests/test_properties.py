@@ -291,7 +291,9 @@ def test_index_equals_the_rule_applied_to_the_aggregates(
 def _who(index: Any, kind: str, name: str, now: float) -> list[str]:
     if name not in index.resources[kind]:
         return []
-    return [key.id for key, _ in index.who_can_use(kind, name, now)]
+    users = [key.id for key in index.users_of(kind, name, now)]
+    assert [key.id for key, _ in index.who_can_use(kind, name, now)] == users
+    return users
 
 
 def past_access(ledger: Ledger, key_id: str, position: int) -> dict[str, dict]:

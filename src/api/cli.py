@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=4000, help="port to listen on (default: %(default)s)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes answering on the port, each with its own read model "
+        "(default: %(default)s)",
+    )
     add_database_option(serve)
     serve.set_defaults(run=run_serve)
 
@@ -189,6 +196,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from api.ledger import Ledger
 
     url = database_url(args.database)
+    if args.workers > 1:
+        return serve_workers(args, url)
     ledger = Ledger(url)
     master_hash, where = master_key_hash(ledger.engine, beside_database(url))
     log.info("accessledger: %s", where)
@@ -199,6 +208,47 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     ledger.close()
     return 0
+
+
+def serve_workers(args: argparse.Namespace, url: str) -> int:
+    """Several processes on one port, like replicas: each follows the store."""
+    import uvicorn
+
+    from api.auth import master_key_hash
+    from api.ledger import Ledger
+
+    store = Ledger(url, with_index=False)
+    master_hash, where = master_key_hash(store.engine, beside_database(url))
+    store.close()
+    log.info("accessledger: %s; %d workers", where, args.workers)
+    # The workers are new interpreters: they learn the store and the master
+    # key's hash (never the key) from their environment.
+    os.environ[WORKER_URL] = url
+    os.environ[WORKER_MASTER_HASH] = master_hash
+    uvicorn.run(
+        "api.cli:worker_app",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+    )
+    return 0
+
+
+WORKER_URL = "ACCESSLEDGER_WORKER_DATABASE_URL"
+WORKER_MASTER_HASH = "ACCESSLEDGER_WORKER_MASTER_KEY_HASH"
+
+
+def worker_app() -> Any:
+    """The application of one worker process of `serve --workers`."""
+    from api.app import create_app
+    from api.auth import AdminTokens
+    from api.ledger import Ledger
+
+    ledger = Ledger(os.environ[WORKER_URL])
+    return create_app(ledger, AdminTokens(os.environ[WORKER_MASTER_HASH]))
 
 
 def run_apply(args: argparse.Namespace) -> int:

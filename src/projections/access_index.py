@@ -29,7 +29,6 @@ from domain.rules import (
     Decision,
     GrantSet,
     Reason,
-    decide_grants,
     restriction_allows,
     seconds_of,
 )
@@ -461,11 +460,46 @@ class AccessIndex:
         if not resource.active:
             return Decision(False, denied_because="retired_resource")
 
-        sources = [
-            (s.source, s.holder.id, s.holder.grants, s.team_id)
-            for s in self.sources_of(key)  # type: ignore[arg-type]
-        ]
-        return decide_grants(sources, key.restrict, kind, name)  # type: ignore[union-attr]
+        reasons = self.reasons_for(key, kind, name)  # type: ignore[arg-type]
+        if not reasons:
+            return Decision(False, denied_because="no_grant")
+        if not restriction_allows(key.restrict, kind, name):  # type: ignore[union-attr]
+            return Decision(False, denied_because="restricted")
+        return Decision(True, tuple(reasons))
+
+    def reasons_for(self, key: HolderEntry, kind: str, name: str) -> list[Reason]:
+        """The reasons of an active resource, as rules.decide_grants lists them.
+
+        The patterns that match the name are already known (every granted
+        pattern is expanded against the active catalog), so a holder's
+        patterns are intersected with them instead of matched one by one.
+        """
+        matched = self.patterns_of_name[kind].get(name, NOTHING)
+        reasons: list[Reason] = []
+        for source, holder, team_id in self.grant_holders(key):
+            exact = holder.grants.exact.get(kind)
+            patterns = holder.grants.patterns.get(kind)
+            found = [name] if exact is not None and name in exact else []
+            if patterns is not None and matched:
+                found += patterns & matched
+            if found:
+                found.sort()
+                reasons += [Reason(source, holder.id, s, team_id) for s in found]
+        return reasons
+
+    def grant_holders(
+        self, key: HolderEntry
+    ) -> Iterator[tuple[str, HolderEntry, str | None]]:
+        """`sources_of` without building a Source for each."""
+        holders = self.holders
+        yield "key", key, None
+        for group_id in sorted(key.groups):
+            yield "key_group", holders[group_id], None
+        if key.team_id is not None:
+            team = holders[key.team_id]
+            yield "team", team, None
+            for group_id in sorted(team.groups):
+                yield "team_group", holders[group_id], team.id
 
     def sources_of(self, key: HolderEntry) -> list[Source]:
         """Where a key's grants come from, in the order reasons are listed."""
@@ -514,6 +548,22 @@ class AccessIndex:
         self, kind: str, name: str, now: float
     ) -> list[tuple[HolderEntry, Decision]]:
         """Keys that can use a resource, in creation order, with reasons."""
+        answers = (
+            (key, self.check(key, kind, name, now))
+            for key in self.users_of(kind, name, now)
+        )
+        return [(key, decision) for key, decision in answers if decision.allowed]
+
+    def users_of(self, kind: str, name: str, now: float) -> list[HolderEntry]:
+        """Keys that can use a resource, in creation order, without reasons.
+
+        A key reached from a holder that grants the resource has a grant
+        that matches it, so only its state and restriction are left to ask:
+        no reasons are built, which is most of the cost of a check.
+        """
+        resource = self.resources[kind].get(name)
+        if resource is None or not resource.active:
+            return []
         grantor_ids = set(self.grantors.get((kind, name), ()))
         for pattern in self.patterns_of_name[kind].get(name, ()):
             grantor_ids |= self.grantors.get((kind, pattern), set())
@@ -522,9 +572,14 @@ class AccessIndex:
         for holder_id in grantor_ids:
             key_ids |= self.keys_reached_by(self.holders[holder_id])
 
-        keys = sorted((self.holders[k] for k in key_ids), key=lambda k: k.seq)
-        answers = ((key, self.check(key, kind, name, now)) for key in keys)
-        return [(key, decision) for key, decision in answers if decision.allowed]
+        keys = [self.holders[k] for k in key_ids]
+        usable = [
+            key
+            for key in keys
+            if self.key_state_denial(key, now) is None
+            and restriction_allows(key.restrict, kind, name)
+        ]
+        return sorted(usable, key=lambda k: k.seq)
 
     def keys_reached_by(self, holder: HolderEntry) -> set[str]:
         if holder.type == "key":

@@ -130,18 +130,21 @@ async def who_can_use(
     with ledger.index.lock:
         if ledger.index.resources[kind].get(name) is None:
             raise NotFound(f"no {kind} named {name!r} in the catalog")
-        found = ledger.index.who_can_use(kind, name, now())
-        later = [(k, d) for k, d in found if k.seq > page.after]
+        moment = now()
+        found = ledger.index.users_of(kind, name, moment)
+        later = [k for k in found if k.seq > page.after]
         shown = later[: page.limit]
+        # Reasons only for the keys on this page.
+        decisions = [ledger.index.check(key, kind, name, moment) for key in shown]
         keys = [
             {
                 "key_id": key.id,
                 "alias": key.name,
                 "reasons": [reason_public(ledger.index, r) for r in decision.reasons],
             }
-            for key, decision in shown
+            for key, decision in zip(shown, decisions, strict=True)
         ]
-    next_seq = shown[-1][0].seq if len(later) > page.limit else None
+    next_seq = shown[-1].seq if len(later) > page.limit else None
     return answer({"keys": keys, "next_cursor": cursor_of(next_seq)}, position)
 
 

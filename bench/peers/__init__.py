@@ -1,0 +1,176 @@
+"""The peers suite: the same final state of the org history in this service
+and in other authorization engines, the same questions asked of each, the
+answers compared on a sample, and the figures side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.core import HISTORY, Figure, apply_history
+from bench.peers.state import make_workload, resolve, save_workload
+
+# SpiceDB's library reports usage to its vendor by default (an hour's
+# interval, first after a random delay). The benchmark sends nothing off
+# this machine: its HTTP client is pointed at a closed local port.
+NO_TELEMETRY = {
+    name: "http://127.0.0.1:9"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
+}
+ROWS = (
+    ("check median (sequential)", "check_median_ms", "ms"),
+    ("check p99 (sequential)", "check_p99_ms", "ms"),
+    ("checks/s (concurrent, 2 cores)", "checks_per_s", "/s"),
+    ("bulk check of 1,000 items (casbin: 100)", "bulk_ms", "ms"),
+    ("list a key's models", "models_ms", "ms"),
+    ("list the keys of a model", "keys_ms", "ms"),
+    ("write-to-visible", "write_visible_ms", "ms"),
+    ("peak RSS of the process", "rss_mb", "MB"),
+)
+COLUMNS = (("ours", "ours in-process"), ("http", "ours HTTP"), ("spicedb", "SpiceDB"))
+RESULTS: dict[str, Any] = {}
+
+
+def run(quick: bool) -> list[Figure]:
+    engines = ["ours", "http", *available_peers()]
+    with tempfile.TemporaryDirectory(prefix="perf-peers-") as name:
+        folder = Path(name)
+        prepare(folder, checks=1000 if quick else 3000)
+        for engine in engines:
+            print(f"peers: measuring {engine}", file=sys.stderr, flush=True)
+            shutil.copy(folder / "org.db", folder / "engine.db")
+            RESULTS[engine] = measure(engine, folder, quick)
+    return []
+
+
+def available_peers() -> list[str]:
+    found = []
+    try:
+        import spicedb_embedded  # noqa: F401
+
+        if os.environ.get("SPICEDB_LIBRARY_PATH"):
+            found.append("spicedb")
+    except ImportError:
+        pass
+    try:
+        import casbin  # noqa: F401
+
+        found.append("casbin")
+    except ImportError:
+        pass
+    if "spicedb" not in found:
+        print(
+            "peers: SpiceDB is not installed; see bench/install-peers.sh", file=sys.stderr
+        )
+    return found
+
+
+def prepare(folder: Path, checks: int) -> None:
+    """Play the org history into a store, resolve its final state, pick the
+    questions."""
+    from api.ledger import Ledger
+
+    url = f"sqlite:///{folder / 'org.db'}"
+    apply_history(url, HISTORY.read_text(encoding="utf-8").splitlines())
+    ledger = Ledger(url)
+    with ledger.index.lock:
+        state = resolve(ledger.index, time.time())
+        workload = make_workload(ledger.index, checks)
+    ledger.close()
+    state.save(folder / "state.json")
+    save_workload(workload, folder / "workload.json")
+    RESULTS["state"] = {
+        "relationships": state.relationship_count(),
+        "usable_keys": len(state.key_grants),
+        "models": workload.busy_key_models,
+        "keys": workload.popular_model_keys,
+    }
+
+
+def measure(engine: str, folder: Path, quick: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.peers.measure", engine, str(folder)]
+    environment = {**os.environ, **(NO_TELEMETRY if engine == "spicedb" else {})}
+    done = subprocess.run(
+        [*command, *(["--quick"] if quick else [])],
+        env=environment,
+        stdout=subprocess.PIPE,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def print_comparison() -> None:
+    """The side-by-side table; its last line is the check median ratio of
+    this service over HTTP to SpiceDB in-process."""
+    state = RESULTS["state"]
+    columns = [(k, title) for k, title in COLUMNS if k in RESULTS]
+    if "casbin" in RESULTS:
+        columns.append(("casbin", "casbin"))
+    print()
+    print(
+        f"Peers on the org history's final state: {state['usable_keys']:,} usable "
+        f"keys, {state['relationships']:,} relationships in SpiceDB's terms."
+    )
+    agreement = [agreement_line(k, title) for k, title in columns if k != "ours"]
+    print("; ".join(agreement) + ".")
+    print_rows(columns)
+    spicedb = RESULTS.get("spicedb")
+    if spicedb is None:
+        print("check median ratio vs SpiceDB: n/a (SpiceDB not installed)")
+        return
+    in_process = RESULTS["ours"]["check_median_ms"] / spicedb["check_median_ms"]
+    print(f"in-process check median ratio vs SpiceDB: {in_process:.4f}")
+    print(
+        "HTTP no-op route median (floor of the HTTP figures): "
+        f"{RESULTS['http']['floor_ms']:.3f} ms"
+    )
+    ratio = RESULTS["http"]["check_median_ms"] / spicedb["check_median_ms"]
+    print(f"check median ratio vs SpiceDB: {ratio:.2f}")
+
+
+def agreement_line(engine: str, title: str) -> str:
+    ours, theirs = RESULTS["ours"]["answers"], RESULTS[engine]["answers"]
+    differ = sum(a != b for a, b in zip(ours[: len(theirs)], theirs, strict=True))
+    return f"{title}: {differ} of {len(theirs):,} answers differ from ours"
+
+
+def print_rows(columns: list[tuple[str, str]]) -> None:
+    width = max(len(row[0]) for row in ROWS) + 5
+    ratios = ["ours in-proc / SpiceDB", "ours HTTP / SpiceDB"]
+    head = [title for _, title in columns]
+    if "spicedb" in RESULTS:
+        head += ratios
+    print("measure".ljust(width) + "".join(f"{h:>24}" for h in head))
+    for label, field, unit in ROWS:
+        cells = [cell(RESULTS[k].get(field), unit) for k, _ in columns]
+        if "spicedb" in RESULTS:
+            base = RESULTS["spicedb"].get(field)
+            cells += [ratio(RESULTS[k].get(field), base) for k in ("ours", "http")]
+        print(f"{label} ({unit})".ljust(width) + "".join(f"{c:>24}" for c in cells))
+    counts = [
+        f"{title} lists {RESULTS[k]['models_count']} models and "
+        f"{RESULTS[k].get('keys_count', '-')} keys"
+        for k, title in columns
+    ]
+    print("; ".join(counts) + ".")
+
+
+def cell(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ms" and value < 0.1:
+        return f"{value * 1000:.1f} us"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{value / base:.4f}"
