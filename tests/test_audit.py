@@ -403,3 +403,12 @@ def test_events_by_actor_page_through_a_bounded_scan(
     assert [e["data"]["name"] for e in found] == ["m1", "m10"]
     assert pages >= 3
     assert client.get("/v1/audit/events", params={"actor": ""}).status_code == 400
+
+
+def test_a_resource_never_in_the_catalog_was_never_used(client: Any, story: dict) -> None:
+    """Even a pattern that would match it grants nothing that never existed."""
+    ok(client.post("/v1/keys", json={"alias": "wide", "grants": {"model": ["*"]}}))
+    items = ok(
+        client.get("/v1/audit/grants", params={"kind": "model", "name": "zz/none"})
+    )
+    assert items["items"] == []

@@ -23,6 +23,9 @@ from domain.resources import is_pattern, matches
 from domain.rules import restriction_allows, seconds_of, text_of
 from projections.tables import LIVE, LedgerSchema, decode_restriction
 
+# Keys whose histories one query reads, when a question covers many keys.
+READ_AHEAD = 500
+
 
 @dataclass
 class Interval:
@@ -60,6 +63,13 @@ class GrantHistory:
         self.connection = connection
         self.s = schema
         self.commits: tuple[list[int], list[float]] | None = None
+        # One question about a resource sweeps every key that ever reached
+        # it, and those keys share their teams and groups: each holder's
+        # history is read once per question, not once per key.
+        self.known_states: dict[str, Timeline] = {}
+        self.known_attachments: dict[str, Timeline] = {}
+        self.known_grants: dict[tuple, Timeline] = {}
+        self.known_resources: dict[tuple, list[Any]] = {}
 
     def intervals(
         self, key_id: str, kinds: tuple[str, ...], name: str | None, head: int, now: float
@@ -90,6 +100,8 @@ class GrantHistory:
         creation order: the grantors, the keys of grantor teams, and the keys
         and teams a grantor group was ever attached to."""
         grants, attachments = self.s.grant_history, self.s.attachment_history
+        if not self.ever_in_catalog(kind, name):
+            return []  # nothing can be used that was never in the catalog
         rows = self.connection.execute(
             select(grants.c.holder_id, grants.c.selector)
             .where(grants.c.kind == kind)
@@ -120,7 +132,17 @@ class GrantHistory:
         )
         return [row.id for row in found]
 
+    def ever_in_catalog(self, kind: str, name: str) -> bool:
+        history = self.s.resource_history
+        query = select(history.c.name).where(
+            history.c.kind == kind, history.c.name == name
+        )
+        return self.connection.execute(query.limit(1)).first() is not None
+
     def holder_timeline(self, holder_id: str) -> Timeline:
+        known = self.known_states.get(holder_id)
+        if known is not None:
+            return known
         history = self.s.holder_history
         rows = self.connection.execute(
             select(history)
@@ -130,34 +152,39 @@ class GrantHistory:
         timeline = Timeline()
         for row in rows:
             timeline.add(row)
+        self.known_states[holder_id] = timeline
         return timeline
 
     def attachment_timelines(self, holder_ids: list[str]) -> dict[str, Timeline]:
-        history = self.s.attachment_history
-        rows = self.connection.execute(
-            select(history).where(history.c.holder_id.in_(holder_ids))
-        )
-        timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
-        for row in rows:
-            timelines[row.holder_id].add(row)
-        return timelines
+        missing = [h for h in holder_ids if h not in self.known_attachments]
+        if missing:
+            history = self.s.attachment_history
+            rows = self.connection.execute(
+                select(history).where(history.c.holder_id.in_(missing))
+            )
+            self.known_attachments.update({h: Timeline() for h in missing})
+            for row in rows:
+                self.known_attachments[row.holder_id].add(row)
+        return {h: self.known_attachments[h] for h in holder_ids}
 
     def grant_timelines(
         self, holder_ids: list[str], kinds: tuple[str, ...], name: str | None
     ) -> dict[str, Timeline]:
         """Grant intervals of these holders; for one resource, only the grants
         that match it (the others cannot change its intervals)."""
-        history = self.s.grant_history
-        rows = self.connection.execute(
-            select(history).where(
-                history.c.holder_id.in_(holder_ids), history.c.kind.in_(kinds)
+        missing = [h for h in holder_ids if (h, kinds, name) not in self.known_grants]
+        if missing:
+            history = self.s.grant_history
+            rows = self.connection.execute(
+                select(history).where(
+                    history.c.holder_id.in_(missing), history.c.kind.in_(kinds)
+                )
             )
-        )
-        timelines: dict[str, Timeline] = {h: Timeline() for h in holder_ids}
-        for row in rows:
-            if name is None or matches(row.selector, name):
-                timelines[row.holder_id].add(row)
-        return timelines
+            self.known_grants.update({(h, kinds, name): Timeline() for h in missing})
+            for row in rows:
+                if name is None or matches(row.selector, name):
+                    self.known_grants[row.holder_id, kinds, name].add(row)
+        return {h: self.known_grants[h, kinds, name] for h in holder_ids}
 
     def resource_timelines(
         self, kinds: tuple[str, ...], name: str | None, grants: dict[str, Timeline]
@@ -166,15 +193,41 @@ class GrantHistory:
         selectors = {
             (i.row.kind, i.row.selector) for t in grants.values() for i in t.intervals
         }
-        history = self.s.resource_history
-        query = select(history).where(history.c.kind.in_(kinds))
-        if name is not None:
-            query = query.where(history.c.name == name)
         timelines: dict[tuple[str, str], Timeline] = {}
-        for row in self.connection.execute(query):
+        for row in self.resource_rows(kinds, name):
             if any(kind == row.kind and matches(s, row.name) for kind, s in selectors):
                 timelines.setdefault((row.kind, row.name), Timeline()).add(row)
         return timelines
+
+    def resource_rows(self, kinds: tuple[str, ...], name: str | None) -> list[Any]:
+        known = self.known_resources.get((kinds, name))
+        if known is None:
+            history = self.s.resource_history
+            query = select(history).where(history.c.kind.in_(kinds))
+            if name is not None:
+                query = query.where(history.c.name == name)
+            known = self.known_resources[kinds, name] = list(
+                self.connection.execute(query)
+            )
+        return known
+
+    def read_ahead(self, key_ids: list[str], kinds: tuple[str, ...], name: str) -> None:
+        """Read the histories of many keys in a few queries rather than a few
+        queries per key."""
+        for start in range(0, len(key_ids), READ_AHEAD):
+            chunk = key_ids[start : start + READ_AHEAD]
+            self.attachment_timelines(chunk)
+            self.grant_timelines(chunk, kinds, name)
+            history = self.s.holder_history
+            rows = self.connection.execute(
+                select(history)
+                .where(history.c.holder_id.in_(chunk))
+                .order_by(history.c.holder_id, history.c.from_position)
+            )
+            timelines = {h: Timeline() for h in chunk}
+            for row in rows:
+                timelines[row.holder_id].add(row)
+            self.known_states.update(timelines)
 
     def commit_times(self) -> tuple[list[int], list[float]]:
         """Every command's position and time, read once per question."""

@@ -101,6 +101,8 @@ def audit_grants(
             if key_id is not None
             else history.keys_that_could_use(kinds[0], name)
         )
+        if name is not None:
+            history.read_ahead(key_ids, kinds, name)
         items = [
             item
             for each in key_ids
