@@ -65,6 +65,15 @@ CASES: list[tuple[str, str, Any, int]] = [
     ),
     # access groups
     ("POST", "/v1/access-groups", b"{bad json", 400),
+    # Names that look like another or like nothing at all.
+    ("POST", "/v1/access-groups", {"name": "Finance "}, 422),
+    ("POST", "/v1/access-groups", {"name": "   "}, 422),
+    ("POST", "/v1/access-groups", {"name": "Fin\u200bance"}, 422),
+    ("POST", "/v1/access-groups", {"name": "\u200b"}, 422),
+    ("POST", "/v1/access-groups", {"name": "a\u202eb"}, 422),
+    ("POST", "/v1/teams", {"name": " "}, 422),
+    ("POST", "/v1/keys", {"alias": "\u2028"}, 422),
+    ("PUT", "/v1/catalog/model/%20gpt-4o", None, 422),
     ("POST", "/v1/access-groups", b'{"name": "\xff\xfe"}', 400),
     ("POST", "/v1/access-groups", [], 400),
     ("POST", "/v1/access-groups", {}, 400),

@@ -41,8 +41,20 @@ def check_name(name: object, what: str = "name") -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidSelector(f"{what} is longer than {MAX_NAME_LENGTH} characters")
     if has_forbidden_characters(name):
-        raise InvalidSelector(f"{what} contains a control character")
+        raise InvalidSelector(f"{what} contains a control character or a lone surrogate")
+    if name != name.strip():
+        raise InvalidSelector(f"{what} starts or ends with a space")
+    if has_invisible_characters(name):
+        raise InvalidSelector(
+            f"{what} contains an invisible or direction-changing character"
+        )
     return name
+
+
+def has_invisible_characters(text: str) -> bool:
+    """Zero-width characters, direction overrides and line separators: they
+    make two names that look the same, or one that reads backwards."""
+    return any(unicodedata.category(char) in ("Cf", "Zl", "Zp") for char in text)
 
 
 def check_description(description: object) -> str:
