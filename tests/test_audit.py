@@ -19,6 +19,7 @@ from api.ledger import Ledger
 from conftest import SHARED
 from domain.aggregates import Change
 from domain.resources import KINDS
+from domain.rules import seconds_of, text_of
 from projections.audit import AuditLog
 from projections.replay import replay, switch_over
 
@@ -330,6 +331,10 @@ def test_an_events_time_asks_about_that_event(client: Any, story: dict) -> None:
     )
     assert then["position"] == moments["granted"]
     assert len(then["reasons"]) == 2
+
+    just_before = text_of(seconds_of(granted["at"]) - 1e-6)
+    earlier = ok(client.get(f"/v1/keys/{key_id}/access", params={"at": just_before}))
+    assert earlier["as_of"] < moments["granted"]
 
 
 def test_grant_ranges_take_positions_too(client: Any, story: dict) -> None:

@@ -47,9 +47,10 @@ def position_at_time(
     connection: Connection, moment: float, schema: LedgerSchema = LIVE
 ) -> int:
     """The last position committed at or before `moment`, by the store's clock."""
-    # Times travel as text to the microsecond; a commit in the same
-    # microsecond as the time asked about counts as at or before it.
-    within = moment + TIME_RESOLUTION
+    # Times travel as text to the microsecond, and commit times are whole
+    # microseconds: half of one absorbs the rounding of floats, so asking at
+    # a commit's time sees it and asking a microsecond earlier does not.
+    within = moment + TIME_RESOLUTION / 2
     return last_commit(connection, schema.commits.c.committed_at <= within, schema)
 
 

@@ -256,11 +256,14 @@ idempotent_answers = Table(
 
 
 def store_clock(dialect: str) -> Any:
-    """Seconds since the epoch by the store's clock, as SQL. SQLite has no
-    server: its clock is the host's."""
+    """Seconds since the epoch by the store's clock, as SQL, to the clock's
+    own precision (PostgreSQL's microsecond; SQLite's millisecond, since its
+    clock is the host's in milliseconds), so that the time shown for a commit
+    is exactly the time it was recorded at. SQLite has no server: its clock
+    is the host's."""
     if dialect == "postgresql":
         return func.extract("epoch", func.clock_timestamp())
-    return (func.julianday("now") - 2440587.5) * 86400.0
+    return func.round((func.julianday("now") - 2440587.5) * 86400.0, 3)
 
 
 def timestamp_of(event: Any) -> str:
