@@ -17,6 +17,13 @@ BATCH_SIZE = 500
 log = logging.getLogger("accessledger")
 
 
+def store_errors() -> tuple[type[BaseException], ...]:
+    import sqlalchemy
+    from eventsourcing.persistence import PersistenceError
+
+    return (sqlalchemy.exc.SQLAlchemyError, PersistenceError)
+
+
 def database_url(given: str | None) -> str:
     return given or os.environ.get("ACCESSLEDGER_DATABASE_URL") or DEFAULT_DATABASE
 
@@ -33,7 +40,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except store_errors() as error:
+        url = database_url(getattr(args, "database", None))
+        print(
+            f"accessledger: cannot use the store {shown(url)}: {why(error)}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def shown(url: str) -> str:
+    """A store's URL without its password, or a word for one that is not a URL
+    (which could hold a password anywhere)."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "(not a database URL)"
+
+
+def why(error: BaseException) -> str:
+    import sqlalchemy
+
+    if isinstance(
+        error, (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError)
+    ):
+        return (
+            "not a database URL this service knows (sqlite:/// or postgresql+psycopg://)"
+        )
+    cause = getattr(error, "orig", None) or error.__cause__ or error
+    return (
+        str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

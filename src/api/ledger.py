@@ -12,12 +12,14 @@ that has already returned, whichever process made it.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 from uuid import UUID
 
@@ -177,6 +179,7 @@ class Ledger:
         log (replay, export) and need no read model in memory."""
         self.database_url = database_url
         self.with_index = with_index
+        create_private_file(database_url)
         self.types_from_tables: dict[str, str] | None = None
         self.app = LedgerApplication(env=application_env(database_url))
         self.engine: Engine = self.app.recorder.datastore.engine  # type: ignore[attr-defined]
@@ -795,6 +798,19 @@ def check_id_list(ids: Any) -> list[str]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidRequest("access_groups must be a list of group ids")
     return ids
+
+
+def create_private_file(database_url: str) -> None:
+    """Create a new SQLite store readable by its owner only: it holds the
+    hashes of key secrets and sessions. (SQLite gives its journal files the
+    same mode.) An existing file keeps the mode it has."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or ":memory:" in database_url:
+        return
+    path = Path(database_url[len(prefix) :].split("?")[0]).expanduser()
+    if path.parent.is_dir():
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def tune_sqlite(connection: Any, _: Any) -> None:

@@ -1,0 +1,34 @@
+"""The command line as a newcomer meets it: a store it cannot use is one clear
+line and exit code 2, with no password shown; a new SQLite store is private."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+psycopg://u:hunter2@127.0.0.1:1/x", "connection"),
+        ("nonsense://u:hunter2@x", "not a database URL"),
+        ("sqlite:////no/such/folder/x.db", "unable to open"),
+    ],
+)
+def test_a_store_it_cannot_use_is_one_clear_line(
+    url: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "export", "--database", url]) == 2
+    error = capsys.readouterr().err
+    assert said in error and "hunter2" not in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    store = tmp_path / "ledger.db"
+    assert main(["audit", "export", "--database", f"sqlite:///{store}"]) == 0
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
