@@ -12,6 +12,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from api.answers import ANSWERS
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -34,6 +38,12 @@ MEANINGS = {
     "413": "The body is larger than the limit.",
     "422": "A selector or name the rules refuse.",
     "503": "The store cannot be reached, or min_position was not reached in time.",
+}
+REF = "#/components/schemas/{model}"
+# Answers that are not JSON: the export file, and Prometheus' text format.
+TEXT_ANSWERS = {
+    ("get", "/v1/audit/export"): ("application/x-ndjson", "text/csv"),
+    ("get", "/metrics"): ("text/plain",),
 }
 WRITES = {"post", "put", "patch", "delete"}
 # POST routes that only ask; they change nothing.
@@ -65,10 +75,32 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             also = ALSO_SUCCEED.get((method, path))
             if also is not None:
                 responses[also] = {"description": "Successful Response"}
+            describe_success(responses, ANSWERS.get((method, path)))
+            if (method, path) in TEXT_ANSWERS:
+                text = {"schema": {"type": "string"}}
+                kinds = TEXT_ANSWERS[method, path]
+                responses["200"]["content"] = {kind: text for kind in kinds}
     components = schema["components"]["schemas"]
+    components.update(answer_schemas())
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema
+
+
+def describe_success(responses: dict[str, Any], shape: type[BaseModel] | None) -> None:
+    """Every 2xx answer with a body gets the shape of that body."""
+    if shape is None:
+        return
+    content = {"application/json": {"schema": {"$ref": REF.format(model=shape.__name__)}}}
+    for status, response in responses.items():
+        if status.startswith("2") and status != "204":
+            response["content"] = content
+
+
+def answer_schemas() -> dict[str, Any]:
+    shapes = [(shape, "serialization") for shape in set(ANSWERS.values())]
+    _, found = models_json_schema(shapes, ref_template=REF)
+    return dict(found.get("$defs", {}))
 
 
 def use_documented_errors(app: FastAPI) -> None:
