@@ -329,15 +329,15 @@ def run_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from api.ledger import Ledger
-    from api.routes.audit import until_position
     from domain.errors import LedgerError
+    from projections.past import until_position
     from projections.replay import replay
 
     ledger = Ledger(database_url(args.database), with_index=False)
     try:
         head = ledger.current()
         until_time = args.until_time
-        until = until_position(ledger, args.until_position, until_time, head)
+        until = until_position(ledger.engine, args.until_position, until_time, head)
         with tqdm(
             total=until, unit="event", disable=args.no_progress, file=sys.stderr
         ) as bar:
@@ -354,16 +354,16 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from api.ledger import Ledger
-    from api.routes.audit import export_bound
     from domain.errors import LedgerError
     from projections.audit import as_csv, as_jsonl
+    from projections.past import export_bound
 
     ledger = Ledger(database_url(args.database), with_index=False)
     try:
         head = ledger.current()
         try:
-            start = export_bound(ledger, args.start, head, default=0)
-            end = export_bound(ledger, args.end, head, default=head)
+            start = export_bound(ledger.engine, args.start, head, default=0)
+            end = export_bound(ledger.engine, args.end, head, default=head)
         except LedgerError as error:
             print(f"accessledger audit export: {error.message}", file=sys.stderr)
             return 2

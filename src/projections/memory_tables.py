@@ -17,7 +17,7 @@ from sqlalchemy import Table
 
 from projections.tables import HOLDER_STATE, LedgerSchema
 
-CHUNK = 10_000
+CHUNK = 5_000
 # Up to this many keys of one value are kept in a list rather than a set.
 FEW = 16
 

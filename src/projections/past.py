@@ -9,12 +9,15 @@ holder names of that moment. Nothing is replayed.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable
 
 from sqlalchemy import Table, and_, func, or_, select, true
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from domain.errors import InvalidRequest
 from domain.resources import is_pattern, literal_prefix
+from domain.rules import parse_time
 from projections.access_index import (
     AccessIndex,
     HolderEntry,
@@ -204,3 +207,34 @@ class PastIndex:
         self.index.active_names[kind] = list(names)
         for pattern in list(self.index.expansions[kind]):
             self.index.expand(kind, pattern)
+
+
+def until_position(
+    engine: Engine, position: int | None, moment: str | None, head: int
+) -> int:
+    """Where a replay stops: a position, the last commit by a time, or the head."""
+    if position is not None and moment is not None:
+        raise InvalidRequest("give until_position or until_time, not both")
+    if position is not None:
+        if not 0 <= position <= head:
+            raise InvalidRequest(f"until_position must be between 0 and the head, {head}")
+        return position
+    if moment is not None:
+        seconds = parse_time(moment, "until_time").timestamp()
+        if seconds > time.time():
+            raise InvalidRequest("until_time is in the future")
+        with engine.connect() as connection:
+            return position_at_time(connection, seconds)
+    return head
+
+
+def export_bound(engine: Engine, text: str | None, head: int, default: int) -> int:
+    """A position as given, or the last position committed by a time: the
+    range a `from` and a `to` name is the events after `from` up to `to`."""
+    if text is None:
+        return default
+    if text.isdigit() and text.isascii():
+        return min(int(text), head)
+    seconds = parse_time(text, "from/to").timestamp()
+    with engine.connect() as connection:
+        return position_at_time(connection, seconds)

@@ -144,12 +144,14 @@ class TableWriter:
         with self.engine.begin() as connection:
             connection.exec_driver_sql(self.statements[name], rows)
 
-    def finish(self) -> dict[str, str]:
-        """Add the indexes; answer each table's digest."""
-        with self.engine.begin() as connection:
-            for table in self.schema.metadata.sorted_tables:
-                for index in table.indexes:
-                    index.create(connection)
+    def finish(self, indexed: bool = True) -> dict[str, str]:
+        """Add the indexes (tables that are kept need them; tables dropped
+        right after the comparison do not); answer each table's digest."""
+        if indexed:
+            with self.engine.begin() as connection:
+                for table in self.schema.metadata.sorted_tables:
+                    for index in table.indexes:
+                        index.create(connection)
         return {name: digest.hex() for name, digest in self.written.items()}
 
 
@@ -167,8 +169,10 @@ class Verifier:
         events_table: str,
         schema: LedgerSchema,
         until: int | None,
+        indexed: bool = False,
     ) -> None:
         self.schema = schema
+        self.indexed = indexed
         self.snapshot = engine.connect()
         begin_snapshot(self.snapshot)
         head = self.snapshot.exec_driver_sql(f"SELECT max(id) FROM {events_table}")
@@ -187,7 +191,7 @@ class Verifier:
         self.writer.write(name, rows)
 
     def finish(self, events: int) -> ReplayReport:
-        replayed = self.writer.finish()
+        replayed = self.writer.finish(self.indexed)
         with self.writer.engine.connect() as connection:
             report = self.compare(connection, replayed)
         report.events = events
@@ -257,10 +261,11 @@ def replay(
     create_tables(engine, schema)
     try:
         if in_process:
-            return replay_here(audit, engine, schema, until, progress)
+            return replay_here(audit, engine, schema, until, progress, keep)
         from projections.verifier_process import VerifierProcess
 
-        with VerifierProcess(engine, audit.events_table, schema, until) as verifier:
+        events_table = audit.events_table
+        with VerifierProcess(engine, events_table, schema, until, keep) as verifier:
             events = rebuild(audit, schema, verifier.position, verifier, progress)
             return verifier.finish(events)
     finally:
@@ -274,8 +279,9 @@ def replay_here(
     schema: LedgerSchema,
     until: int | None,
     progress: Callable[[int], None] | None,
+    keep: bool,
 ) -> ReplayReport:
-    verifier = Verifier(engine, audit.events_table, schema, until)
+    verifier = Verifier(engine, audit.events_table, schema, until, keep)
     try:
         verifier.digest_live()
         events = rebuild(audit, schema, verifier.position, verifier, progress)

@@ -39,6 +39,7 @@ class VerifierProcess:
         events_table: str,
         schema: LedgerSchema,
         until: int | None,
+        indexed: bool,
     ) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "projections.verifier_process"],
@@ -47,7 +48,7 @@ class VerifierProcess:
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
         url = engine.url.render_as_string(hide_password=False)
-        self.send((url, events_table, schema.prefix, until))
+        self.send((url, events_table, schema.prefix, until, indexed))
         self.position: int = self.receive()
 
     def __enter__(self) -> VerifierProcess:
@@ -99,11 +100,12 @@ def verify(requests: IO[bytes], answers: IO[bytes]) -> None:
         answers.flush()
 
     try:
-        url, events_table, prefix, until = pickle.load(requests)
+        url, events_table, prefix, until, indexed = pickle.load(requests)
         # SQLite: wait for the service's own writers rather than fail at once.
         connect_args = {"timeout": 10} if url.startswith("sqlite") else {}
         engine = sqlalchemy.create_engine(url, connect_args=connect_args)
-        verifier = Verifier(engine, events_table, LedgerSchema(prefix), until)
+        schema = LedgerSchema(prefix)
+        verifier = Verifier(engine, events_table, schema, until, indexed)
         answer("position", verifier.position)
 
         verifier.digest_live()

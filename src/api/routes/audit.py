@@ -18,10 +18,9 @@ from api.ledger import Ledger
 from api.roles import READERS
 from domain.errors import InvalidRequest, LedgerError, NotFound
 from domain.resources import KINDS, check_kind, check_name
-from domain.rules import parse_time
 from projections.audit import as_csv, as_jsonl
 from projections.grant_history import GrantHistory
-from projections.past import position_at_time
+from projections.past import export_bound, until_position
 from projections.replay import replay
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -89,8 +88,8 @@ def audit_grants(
     if key_id is None and name is None:
         raise InvalidRequest("give key_id, or kind and name")
     position = ledger.current()
-    ends_after = export_bound(ledger, from_, position, default=0)
-    starts_by = export_bound(ledger, to, position, default=position)
+    ends_after = export_bound(ledger.engine, from_, position, default=0)
+    starts_by = export_bound(ledger.engine, to, position, default=position)
     if ends_after > starts_by:
         raise InvalidRequest("from is after to")
 
@@ -127,7 +126,9 @@ def audit_replay(
     """Rebuild every read model from the log into fresh tables and compare."""
     request = body or ReplayRequest()
     position = ledger.current()
-    until = until_position(ledger, request.until_position, request.until_time, position)
+    until = until_position(
+        ledger.engine, request.until_position, request.until_time, position
+    )
     report = replay(ledger.audit, ledger.engine, until)
     return answer(report.public(), position)
 
@@ -143,8 +144,8 @@ def audit_export(
     if format not in ("jsonl", "csv"):
         raise InvalidRequest("format must be jsonl or csv")
     head = ledger.current()
-    after = export_bound(ledger, from_, head, default=0)
-    until = export_bound(ledger, to, head, default=head)
+    after = export_bound(ledger.engine, from_, head, default=0)
+    until = export_bound(ledger.engine, to, head, default=head)
     if after > until:
         raise InvalidRequest("from is after to")
     records = ledger.audit.stream(after, until)
@@ -180,33 +181,3 @@ def parse_actor(actor: str | None) -> str | None:
         return check_name(actor, "actor")
     except LedgerError as error:
         raise InvalidRequest(error.message) from None
-
-
-def until_position(
-    ledger: Ledger, position: int | None, moment: str | None, head: int
-) -> int:
-    if position is not None and moment is not None:
-        raise InvalidRequest("give until_position or until_time, not both")
-    if position is not None:
-        if not 0 <= position <= head:
-            raise InvalidRequest(f"until_position must be between 0 and the head, {head}")
-        return position
-    if moment is not None:
-        seconds = parse_time(moment, "until_time").timestamp()
-        if seconds > time.time():
-            raise InvalidRequest("until_time is in the future")
-        with ledger.engine.connect() as connection:
-            return position_at_time(connection, seconds)
-    return head
-
-
-def export_bound(ledger: Ledger, text: str | None, head: int, default: int) -> int:
-    """A position as given, or the last position committed by a time: the
-    range a `from` and a `to` name is the events after `from` up to `to`."""
-    if text is None:
-        return default
-    if text.isdigit() and text.isascii():
-        return min(int(text), head)
-    seconds = parse_time(text, "from/to").timestamp()
-    with ledger.engine.connect() as connection:
-        return position_at_time(connection, seconds)
