@@ -15,6 +15,12 @@ from conftest import SHARED
 SCENARIOS = sorted((SHARED / "spec" / "scenarios").glob("*.yaml"))
 
 
+def test_the_scenarios_are_there() -> None:
+    """Without the shared folder beside the checkout every scenario would be
+    skipped in silence; that must fail instead."""
+    assert len(SCENARIOS) >= 12, f"no scenarios found in {SHARED / 'spec' / 'scenarios'}"
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario(path: Path, client: Any) -> None:
     story = yaml.safe_load(path.read_text(encoding="utf-8"))
