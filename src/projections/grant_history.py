@@ -140,20 +140,21 @@ class GrantHistory:
         return self.connection.execute(query.limit(1)).first() is not None
 
     def holder_timeline(self, holder_id: str) -> Timeline:
-        known = self.known_states.get(holder_id)
-        if known is not None:
-            return known
-        history = self.s.holder_history
-        rows = self.connection.execute(
-            select(history)
-            .where(history.c.holder_id == holder_id)
-            .order_by(history.c.from_position)
-        )
-        timeline = Timeline()
-        for row in rows:
-            timeline.add(row)
-        self.known_states[holder_id] = timeline
-        return timeline
+        return self.state_timelines([holder_id])[holder_id]
+
+    def state_timelines(self, holder_ids: list[str]) -> dict[str, Timeline]:
+        missing = [h for h in holder_ids if h not in self.known_states]
+        if missing:
+            history = self.s.holder_history
+            rows = self.connection.execute(
+                select(history)
+                .where(history.c.holder_id.in_(missing))
+                .order_by(history.c.holder_id, history.c.from_position)
+            )
+            self.known_states.update({h: Timeline() for h in missing})
+            for row in rows:
+                self.known_states[row.holder_id].add(row)
+        return {h: self.known_states[h] for h in holder_ids}
 
     def attachment_timelines(self, holder_ids: list[str]) -> dict[str, Timeline]:
         missing = [h for h in holder_ids if h not in self.known_attachments]
@@ -216,18 +217,9 @@ class GrantHistory:
         queries per key."""
         for start in range(0, len(key_ids), READ_AHEAD):
             chunk = key_ids[start : start + READ_AHEAD]
+            self.state_timelines(chunk)
             self.attachment_timelines(chunk)
             self.grant_timelines(chunk, kinds, name)
-            history = self.s.holder_history
-            rows = self.connection.execute(
-                select(history)
-                .where(history.c.holder_id.in_(chunk))
-                .order_by(history.c.holder_id, history.c.from_position)
-            )
-            timelines = {h: Timeline() for h in chunk}
-            for row in rows:
-                timelines[row.holder_id].add(row)
-            self.known_states.update(timelines)
 
     def commit_times(self) -> tuple[list[int], list[float]]:
         """Every command's position and time, read once per question."""
