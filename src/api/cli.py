@@ -30,10 +30,10 @@ def database_url(given: str | None) -> str:
 
 def beside_database(url: str) -> Path:
     """The folder of a SQLite file; the working folder for other stores."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and ":memory:" not in url:
-        return Path(url[len(prefix) :]).expanduser().resolve().parent
-    return Path.cwd()
+    from api.ledger import sqlite_path
+
+    path = sqlite_path(url)
+    return path.resolve().parent if path is not None else Path.cwd()
 
 
 def main(argv: list[str] | None = None) -> int:

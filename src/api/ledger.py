@@ -800,15 +800,20 @@ def check_id_list(ids: Any) -> list[str]:
     return ids
 
 
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a SQLite store; None for an in-memory or another store."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or ":memory:" in database_url:
+        return None
+    return Path(database_url[len(prefix) :].split("?")[0]).expanduser()
+
+
 def create_private_file(database_url: str) -> None:
     """Create a new SQLite store readable by its owner only: it holds the
     hashes of key secrets and sessions. (SQLite gives its journal files the
     same mode.) An existing file keeps the mode it has."""
-    prefix = "sqlite:///"
-    if not database_url.startswith(prefix) or ":memory:" in database_url:
-        return
-    path = Path(database_url[len(prefix) :].split("?")[0]).expanduser()
-    if path.parent.is_dir():
+    path = sqlite_path(database_url)
+    if path is not None and path.parent.is_dir():
         with suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
