@@ -74,13 +74,25 @@ def test_a_selector_is_a_pattern_exactly_when_it_contains_a_star() -> None:
     assert not is_pattern("bedrock/us.amazon.nova-micro-v1:0")
 
 
-@pytest.mark.parametrize("name", ["", "x" * 257, "a\x00b", "tab\there", "\x7f", "\ud800"])
+# Names that draw nothing, or that draw like another name.
+INVISIBLE = ["\ufe0f", "a\ufe0fb", "a\ufe00b", "\u3164", "\uffa0", "\u2800", "a\u034fb"]
+INVISIBLE += ["a\U000e0100b", "Fin\u200bance", "a\u202eb", " a", "a "]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 257, "a\x00b", "tab\there", "\x7f", "\ud800", *INVISIBLE]
+)
 def test_bad_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidSelector):
         check_name(name)
 
 
-@pytest.mark.parametrize("name", ["x" * 256, "données-météo", "a b", "a:b@c/d", "*"])
+EMOJI = ["techie 👩‍💻", "rainbow 🏳️‍🌈", "fam 👨‍👩‍👧", "❤️", "1️⃣", "👍🏽", "🇫🇷"]
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 256, "données-météo", "a b", "a:b@c/d", "*", "東京", *EMOJI]
+)
 def test_untidy_names_are_fine(name: str) -> None:
     assert check_name(name) == name
 

@@ -51,10 +51,42 @@ def check_name(name: object, what: str = "name") -> str:
     return name
 
 
+# Characters that draw nothing although they are not formats: fillers,
+# the combining grapheme joiner, variation selectors, tags, a blank pattern.
+BLANK_MARKS = (
+    {"\u034f", "\u115f", "\u1160", "\u17b4", "\u17b5", "\u2800", "\u3164"}
+    | {"\uffa0", *map(chr, range(0x180B, 0x1810)), *map(chr, range(0xFE00, 0xFE10))}
+    | {*map(chr, range(0xE0000, 0xE1000)), *map(chr, range(0x1BCA0, 0x1BCA4))}
+)
+EMOJI_SELECTORS = {"\ufe0e", "\ufe0f"}
+JOINER = "\u200d"
+KEYCAP = "\u20e3"
+
+
 def has_invisible_characters(text: str) -> bool:
-    """Zero-width characters, direction overrides and line separators: they
-    make two names that look the same, or one that reads backwards."""
-    return any(unicodedata.category(char) in ("Cf", "Zl", "Zp") for char in text)
+    """Characters that draw nothing, direction overrides and line separators:
+    they make two names that look the same, or one that reads backwards.
+
+    Emoji still work: a text or emoji selector right after a symbol or
+    before a keycap, and a joiner between two symbols (as in 👩‍💻), are part
+    of what is drawn.
+    """
+    for at, char in enumerate(text):
+        before = text[at - 1] if at else ""
+        after = text[at + 1] if at + 1 < len(text) else ""
+        if char in EMOJI_SELECTORS and (is_symbol(before) or after == KEYCAP):
+            continue
+        joins_symbols = is_symbol(before) or before in EMOJI_SELECTORS
+        if char == JOINER and joins_symbols and is_symbol(after):
+            continue
+        if char in BLANK_MARKS or unicodedata.category(char) in ("Cf", "Zl", "Zp"):
+            return True
+    return False
+
+
+def is_symbol(char: str) -> bool:
+    """A pictograph or an emoji modifier (skin tones are modifier symbols)."""
+    return bool(char) and unicodedata.category(char) in ("So", "Sk")
 
 
 def check_description(description: object) -> str:
