@@ -40,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    url = database_url(getattr(args, "database", None))
+    problem = url_problem(url)
+    if problem is not None:
+        print(f"accessledger: the store's URL {problem}", file=sys.stderr)
+        return 2
+
     try:
         return int(args.run(args) or 0)
     except store_errors() as error:
-        url = database_url(getattr(args, "database", None))
         print(
             f"accessledger: cannot use the store {shown(url)}: {why(error)}",
             file=sys.stderr,
@@ -51,30 +56,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def shown(url: str) -> str:
-    """A store's URL without its password, or a word for one that is not a URL
-    (which could hold a password anywhere)."""
+# The stores this service runs on, by SQLAlchemy's name for them.
+KNOWN_STORES = {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a store's URL, said without repeating the URL (it
+    may hold a password anywhere when it does not parse)."""
     import sqlalchemy
 
     try:
-        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return "(not a database URL)"
+        parsed = sqlalchemy.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return "is not a database URL"
+    if parsed.drivername not in KNOWN_STORES:
+        return "names no store this service knows (sqlite:/// or postgresql+psycopg://)"
+    if "@" in (parsed.host or ""):
+        return "has an '@' in its password or user name: write it as %40"
+    return None
+
+
+def shown(url: str) -> str:
+    """A store's URL without its user, password or query (which can also
+    hold a password); a SQLite URL is a file's path and is shown whole."""
+    import sqlalchemy
+
+    parsed = sqlalchemy.make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return url
+    where = sqlalchemy.URL.create(
+        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
+    )
+    return where.render_as_string()
 
 
 def why(error: BaseException) -> str:
-    import sqlalchemy
-
-    if isinstance(
-        error, (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError)
-    ):
-        return (
-            "not a database URL this service knows (sqlite:/// or postgresql+psycopg://)"
-        )
     cause = getattr(error, "orig", None) or error.__cause__ or error
-    return (
-        str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    )
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
