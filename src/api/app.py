@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from api.auth import AdminTokens, SignInGuard
+from api.gateway_checks import GatewayChecks
 from api.headers import SecurityHeaders, add_docs_page
 from api.http import JSONAnswer
 from api.ledger import Ledger
@@ -80,6 +81,9 @@ def create_app(ledger: Ledger, tokens: AdminTokens) -> FastAPI:
     add_metrics(app, ledger)
     # Outermost, so that even the hygiene refusals carry the headers.
     app.add_middleware(SecurityHeaders)
+    # Before all of them: it answers a gateway's plain check by itself, with
+    # the same headers, metrics and log line, and passes on everything else.
+    app.add_middleware(GatewayChecks)
     return app
 
 

@@ -248,6 +248,15 @@ def add_database_option(parser: Any) -> None:
     )
 
 
+# The service logs its own request lines (api.observability); no `server`
+# header names the software and its version to whoever asks.
+SERVER_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    "log_level": "warning",
+    "server_header": False,
+}
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -263,9 +272,7 @@ def run_serve(args: argparse.Namespace) -> int:
     log.info("accessledger: %s", where)
     log.info("accessledger: store ready at position %d", ledger.index.position)
     app = create_app(ledger, AdminTokens(master_hash))
-    uvicorn.run(
-        app, host=args.host, port=args.port, access_log=False, log_level="warning"
-    )
+    uvicorn.run(app, host=args.host, port=args.port, **SERVER_OPTIONS)
     ledger.close()
     return 0
 
@@ -291,8 +298,7 @@ def serve_workers(args: argparse.Namespace, url: str) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        access_log=False,
-        log_level="warning",
+        **SERVER_OPTIONS,
     )
     return 0
 

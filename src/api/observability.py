@@ -147,18 +147,32 @@ class RequestRecorder:
         method, status = scope["method"], answered["status"]
         self.metrics.latency.labels(method, route).observe(seconds)
         self.metrics.requests.labels(method, route, str(status)).inc()
+        log_request(
+            method, route, status, seconds, state.get("actor"), answered["position"]
+        )
 
-        if request_log.isEnabledFor(logging.INFO):
-            line = {
-                "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "actor": state.get("actor"),
-                "position": answered["position"],
-            }
-            request_log.info(json.dumps(line))
+
+def log_request(
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    actor: str | None,
+    position: int | None,
+) -> None:
+    """The request's one log line, when request logging is on."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "actor": actor,
+        "position": position,
+    }
+    request_log.info(json.dumps(line))
 
 
 def position_of(headers: list[tuple[bytes, bytes]]) -> int | None:

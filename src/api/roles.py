@@ -34,6 +34,9 @@ def allow(*roles: str) -> list[Any]:
     return [Depends(Allowed(*roles))]
 
 
+# Who may ask a gateway's questions; api.gateway_checks reads it too.
+GATEWAY_ROLES = ("admin", "auditor", "gateway")
+
 ADMINS = allow("admin")
 READERS = allow("admin", "auditor")
-GATEWAYS = allow("admin", "auditor", "gateway")
+GATEWAYS = allow(*GATEWAY_ROLES)

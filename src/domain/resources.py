@@ -29,6 +29,8 @@ def check_kind(kind: object) -> str:
 
 def has_forbidden_characters(text: str) -> bool:
     """Control characters, and lone surrogates that no database can store."""
+    if text.isascii():  # the common case, in one pass of C
+        return not text.isprintable()
     return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
@@ -71,6 +73,8 @@ def has_invisible_characters(text: str) -> bool:
     before a keycap, and a joiner between two symbols (as in 👩‍💻), are part
     of what is drawn.
     """
+    if text.isascii():  # none of these is ASCII; most names are
+        return False
     for at, char in enumerate(text):
         before = text[at - 1] if at else ""
         after = text[at + 1] if at + 1 < len(text) else ""
