@@ -292,7 +292,13 @@ def _who(index: Any, kind: str, name: str, now: float) -> list[str]:
     if name not in index.resources[kind]:
         return []
     users = [key.id for key in index.users_of(kind, name, now)]
-    assert [key.id for key, _ in index.who_can_use(kind, name, now)] == users
+    decided = index.who_can_use(kind, name, now)
+    assert [key.id for key, _ in decided] == users
+    # A page of who-can-use finds its reasons the fast way; they are a check's.
+    grantors, known = index.grantors_of(kind, name), {}
+    for key, decision in decided:
+        found = index.reasons_among(key, kind, name, grantors, known)
+        assert tuple(found) == decision.reasons
     return users
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from domain.rules import Decision, Reason, seconds_of
 from projections.access_index import AccessIndex, HolderEntry, ResourceEntry
@@ -91,15 +91,36 @@ def decision_public(
     }
 
 
+class SharedReasons:
+    """Public forms of reasons, made once per reason object: the index shares
+    one reason among every name a selector matches (and every key of a page
+    that gets it from the same holder), so a list of hundreds of names needs
+    only a few dozen."""
+
+    def __init__(self, index: AccessIndex) -> None:
+        self.index = index
+        self.made: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, reasons: Iterable[Reason]) -> list[dict[str, Any]]:
+        shown = []
+        for reason in reasons:
+            # By identity: each reason object stays alive while it is listed.
+            public = self.made.get(id(reason))
+            if public is None:
+                public = self.made[id(reason)] = reason_public(self.index, reason)
+            shown.append(public)
+        return shown
+
+
 def access_public(
     index: AccessIndex, key: HolderEntry, kinds: tuple[str, ...], now: float
 ) -> dict[str, list[dict[str, Any]]]:
+    public = SharedReasons(index)
     resources: dict[str, list[dict[str, Any]]] = {}
     for kind in kinds:
         found = index.access(key, kind, now)
         resources[kind] = [
-            {"name": name, "reasons": [reason_public(index, r) for r in found[name]]}
-            for name in sorted(found)
+            {"name": name, "reasons": public(found[name])} for name in sorted(found)
         ]
     return resources
 

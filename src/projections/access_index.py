@@ -477,13 +477,8 @@ class AccessIndex:
         matched = self.patterns_of_name[kind].get(name, NOTHING)
         reasons: list[Reason] = []
         for source, holder, team_id in self.grant_holders(key):
-            exact = holder.grants.exact.get(kind)
-            patterns = holder.grants.patterns.get(kind)
-            found = [name] if exact is not None and name in exact else []
-            if patterns is not None and matched:
-                found += patterns & matched
+            found = granting_selectors(holder, kind, name, matched)
             if found:
-                found.sort()
                 reasons += [Reason(source, holder.id, s, team_id) for s in found]
         return reasons
 
@@ -524,10 +519,10 @@ class AccessIndex:
             grants = source.holder.grants
             selectors = sorted(grants.selectors(kind))
             for selector in selectors:
+                # One reason for every name the selector matches: it is
+                # immutable, and presenters can turn it into JSON once.
+                reason = Reason(source.source, source.holder.id, selector, source.team_id)
                 for name in self.active_matches(kind, selector):
-                    reason = Reason(
-                        source.source, source.holder.id, selector, source.team_id
-                    )
                     found.setdefault(name, []).append(reason)
 
         if key.restrict is not None and kind in key.restrict:
@@ -564,12 +559,8 @@ class AccessIndex:
         resource = self.resources[kind].get(name)
         if resource is None or not resource.active:
             return []
-        grantor_ids = set(self.grantors.get((kind, name), ()))
-        for pattern in self.patterns_of_name[kind].get(name, ()):
-            grantor_ids |= self.grantors.get((kind, pattern), set())
-
         key_ids: set[str] = set()
-        for holder_id in grantor_ids:
+        for holder_id in self.grantors_of(kind, name):
             key_ids |= self.keys_reached_by(self.holders[holder_id])
 
         keys = [self.holders[k] for k in key_ids]
@@ -580,6 +571,50 @@ class AccessIndex:
             and restriction_allows(key.restrict, kind, name)
         ]
         return sorted(usable, key=lambda k: k.seq)
+
+    def grantors_of(self, kind: str, name: str) -> set[str]:
+        """The holders whose own grants match the name, by name or pattern."""
+        grantor_ids = set(self.grantors.get((kind, name), ()))
+        for pattern in self.patterns_of_name[kind].get(name, ()):
+            grantor_ids |= self.grantors.get((kind, pattern), set())
+        return grantor_ids
+
+    def reasons_among(
+        self,
+        key: HolderEntry,
+        kind: str,
+        name: str,
+        grantors: set[str],
+        known: dict[tuple[str, str, str | None], list[Reason]],
+    ) -> list[Reason]:
+        """`reasons_for` when the name's grantors are known (`grantors_of`):
+        only the key's holders among them are visited, through set
+        intersections, which is what makes a page of many keys cheap. Keys
+        share groups and teams: pass one `known` for the whole page, and each
+        holder's reasons are made once and shared."""
+        matched = self.patterns_of_name[kind].get(name, NOTHING)
+        reasons: list[Reason] = []
+
+        def add(source: str, holder_id: str, team_id: str | None) -> None:
+            made = known.get((source, holder_id, team_id))
+            if made is None:
+                holder = self.holders[holder_id]
+                selectors = granting_selectors(holder, kind, name, matched)
+                made = [Reason(source, holder_id, s, team_id) for s in selectors]
+                known[(source, holder_id, team_id)] = made
+            reasons.extend(made)
+
+        if key.id in grantors:
+            add("key", key.id, None)
+        for group_id in sorted(key.groups & grantors):
+            add("key_group", group_id, None)
+        if key.team_id is not None:
+            team = self.holders[key.team_id]
+            if team.id in grantors:
+                add("team", team.id, None)
+            for group_id in sorted(team.groups & grantors):
+                add("team_group", group_id, team.id)
+        return reasons
 
     def keys_reached_by(self, holder: HolderEntry) -> set[str]:
         if holder.type == "key":
@@ -628,3 +663,17 @@ def set_expiry(entry: HolderEntry, expires_at: str | None) -> None:
     entry.expires_ts = None
     if expires_at is not None:
         entry.expires_ts = seconds_of(expires_at)
+
+
+def granting_selectors(
+    holder: HolderEntry, kind: str, name: str, matched: frozenset[str] | set[str]
+) -> list[str]:
+    """The holder's selectors that grant the name, sorted; `matched` is every
+    granted pattern that matches it."""
+    exact = holder.grants.exact.get(kind)
+    patterns = holder.grants.patterns.get(kind)
+    found = [name] if exact is not None and name in exact else []
+    if patterns is not None and matched:
+        found += patterns & matched
+    found.sort()
+    return found

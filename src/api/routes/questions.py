@@ -27,17 +27,17 @@ from api.http import (
 )
 from api.ledger import Ledger, hash_secret, live_holder
 from api.presenters import (
+    SharedReasons,
     access_public,
     decision_public,
     model_list_public,
     model_public,
-    reason_public,
 )
 from api.roles import GATEWAYS, READERS
 from api.schemas import BulkCheckRequest, CheckRequest
 from domain.errors import InvalidRequest, NotFound, Unauthorized
 from domain.resources import KINDS, check_kind, check_name, has_forbidden_characters
-from domain.rules import parse_time
+from domain.rules import Reason, parse_time
 from projections.access_index import AccessIndex, HolderEntry
 from projections.past import PastIndex, command_boundary, committed_at, position_at_time
 
@@ -134,15 +134,20 @@ async def who_can_use(
         found = ledger.index.users_of(kind, name, moment)
         later = [k for k in found if k.seq > page.after]
         shown = later[: page.limit]
-        # Reasons only for the keys on this page.
-        decisions = [ledger.index.check(key, kind, name, moment) for key in shown]
+        # Reasons only for the keys on this page; users_of has already asked
+        # everything else a check asks, so the reasons are all that is left.
+        grantors = ledger.index.grantors_of(kind, name)
+        known: dict[tuple[str, str, str | None], list[Reason]] = {}
+        public = SharedReasons(ledger.index)
         keys = [
             {
                 "key_id": key.id,
                 "alias": key.name,
-                "reasons": [reason_public(ledger.index, r) for r in decision.reasons],
+                "reasons": public(
+                    ledger.index.reasons_among(key, kind, name, grantors, known)
+                ),
             }
-            for key, decision in zip(shown, decisions, strict=True)
+            for key in shown
         ]
     next_seq = shown[-1].seq if len(later) > page.limit else None
     return answer({"keys": keys, "next_cursor": cursor_of(next_seq)}, position)
