@@ -29,8 +29,10 @@ ROWS = (
     ("check p99 (sequential)", "check_p99_ms", "ms"),
     ("checks/s (concurrent, 2 cores)", "checks_per_s", "/s"),
     ("bulk check of 1,000 items (casbin: 100)", "bulk_ms", "ms"),
-    ("list a key's models", "models_ms", "ms"),
-    ("list the keys of a model", "keys_ms", "ms"),
+    ("list a key's models (names)", "models_ms", "ms"),
+    ("list the keys of a model (ids)", "keys_ms", "ms"),
+    ("list a key's models, with reasons", "models_reasons_ms", "ms"),
+    ("list the keys of a model, with reasons", "keys_reasons_ms", "ms"),
     ("write-to-visible", "write_visible_ms", "ms"),
     ("peak RSS of the process", "rss_mb", "MB"),
 )

@@ -160,6 +160,15 @@ def questions(
         figures["keys_count"] = engine.keys_of(workload.popular_model)
         keys_of = engine.keys_of
         figures["keys_ms"], _ = latency(lambda _: keys_of(workload.popular_model), runs)
+    if hasattr(engine, "models_with_reasons"):  # our lists can carry every reason
+        with_reasons = engine.models_with_reasons
+        figures["models_reasons_ms"], _ = latency(
+            lambda _: with_reasons(workload.busy_key), runs
+        )
+        with_reasons = engine.keys_with_reasons
+        figures["keys_reasons_ms"], _ = latency(
+            lambda _: with_reasons(workload.popular_model), runs
+        )
     bulk = checks[: 100 if slow else 1000]
     figures["bulk_ms"], _ = latency(lambda _: engine.bulk(bulk), runs)
     rounds = 3 if slow else (10 if quick else 30)

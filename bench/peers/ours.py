@@ -117,19 +117,28 @@ class OverHTTP:
     def floor(self) -> None:
         self.ask("GET", "/healthz")
 
-    def models_of(self, key_id: str) -> int:
-        answer = self.ask("GET", f"/v1/keys/{key_id}/access?kind=model")
+    def models_of(self, key_id: str, reasons: bool = False) -> int:
+        """Names only by default: what SpiceDB's lookup answers."""
+        path = f"/v1/keys/{key_id}/access?kind=model&reasons={str(reasons).lower()}"
+        answer = self.ask("GET", path)
         return len(answer["resources"].get("model", []))
 
-    def keys_of(self, name: str) -> int:
+    def keys_of(self, name: str, reasons: bool = False) -> int:
         count, cursor = 0, ""
+        asked = f"/v1/who-can-use?kind=model&name={quote(name, safe='')}&limit=1000"
+        asked += f"&reasons={str(reasons).lower()}"
         while True:
-            path = f"/v1/who-can-use?kind=model&name={quote(name, safe='')}&limit=1000"
-            page = self.ask("GET", path + (f"&cursor={cursor}" if cursor else ""))
+            page = self.ask("GET", asked + (f"&cursor={cursor}" if cursor else ""))
             count += len(page["keys"])
             cursor = page["next_cursor"]
             if cursor is None:
                 return count
+
+    def models_with_reasons(self, key_id: str) -> int:
+        return self.models_of(key_id, reasons=True)
+
+    def keys_with_reasons(self, name: str) -> int:
+        return self.keys_of(name, reasons=True)
 
     def grant_to_group(self, group_id: str, name: str) -> None:
         self.ask("PATCH", f"/v1/access-groups/{group_id}", {"add": {"model": [name]}})

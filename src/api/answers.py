@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # kind -> selectors, for every kind.
 GrantMap = dict[str, list[str]]
@@ -149,9 +149,12 @@ class Decisions(Shape):
     position: int
 
 
+WITHOUT_REASONS = "Absent when the request asks reasons=false."
+
+
 class UsableResource(Shape):
     name: str
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(default_factory=list, description=WITHOUT_REASONS)
 
 
 class KeyAccess(Shape):
@@ -163,7 +166,7 @@ class KeyAccess(Shape):
 class KeyThatCanUse(Shape):
     key_id: str
     alias: str
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(default_factory=list, description=WITHOUT_REASONS)
 
 
 class WhoCanUse(Shape):

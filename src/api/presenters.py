@@ -113,12 +113,19 @@ class SharedReasons:
 
 
 def access_public(
-    index: AccessIndex, key: HolderEntry, kinds: tuple[str, ...], now: float
+    index: AccessIndex,
+    key: HolderEntry,
+    kinds: tuple[str, ...],
+    now: float,
+    reasons: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     public = SharedReasons(index)
     resources: dict[str, list[dict[str, Any]]] = {}
     for kind in kinds:
         found = index.access(key, kind, now)
+        if not reasons:
+            resources[kind] = [{"name": name} for name in sorted(found)]
+            continue
         resources[kind] = [
             {"name": name, "reasons": public(found[name])} for name in sorted(found)
         ]

@@ -42,6 +42,10 @@ from projections.access_index import AccessIndex, HolderEntry
 from projections.past import PastIndex, command_boundary, committed_at, position_at_time
 
 MAX_BULK = 1000
+NAMES_ONLY = (
+    "false: the names alone, without reasons; a long list is several times "
+    "smaller and faster."
+)
 
 router = APIRouter(tags=["questions"])
 
@@ -98,6 +102,7 @@ async def key_access(
     kind: str | None = Query(None),
     at: str | None = Query(None, description="As of this time (RFC 3339)."),
     position: int | None = Query(None, description="As of this ledger position."),
+    reasons: bool = Query(True, description=NAMES_ONLY),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -106,12 +111,12 @@ async def key_access(
     current = ledger.current()
     if at is not None or position is not None:
         body = await run_in_threadpool(
-            access_past, ledger, key_id, kinds, at, position, current
+            access_past, ledger, key_id, kinds, at, position, current, reasons
         )
         return answer(body, current)
     with ledger.index.lock:
         key = live_holder(ledger.index, "key", key_id)
-        resources = access_public(ledger.index, key, kinds, now())
+        resources = access_public(ledger.index, key, kinds, now(), reasons)
     return answer({"key_id": key_id, "as_of": current, "resources": resources}, current)
 
 
@@ -120,6 +125,7 @@ async def who_can_use(
     kind: str = Query(...),
     name: str = Query(...),
     page: Page = Depends(page_of),
+    reasons: bool = Query(True, description=NAMES_ONLY),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
@@ -134,23 +140,23 @@ async def who_can_use(
         found = ledger.index.users_of(kind, name, moment)
         later = [k for k in found if k.seq > page.after]
         shown = later[: page.limit]
-        # Reasons only for the keys on this page; users_of has already asked
-        # everything else a check asks, so the reasons are all that is left.
-        grantors = ledger.index.grantors_of(kind, name)
-        known: dict[tuple[str, str, str | None], list[Reason]] = {}
-        public = SharedReasons(ledger.index)
-        keys = [
-            {
-                "key_id": key.id,
-                "alias": key.name,
-                "reasons": public(
-                    ledger.index.reasons_among(key, kind, name, grantors, known)
-                ),
-            }
-            for key in shown
-        ]
+        keys = [{"key_id": key.id, "alias": key.name} for key in shown]
+        if reasons:
+            add_reasons(ledger.index, keys, shown, kind, name)
     next_seq = shown[-1].seq if len(later) > page.limit else None
     return answer({"keys": keys, "next_cursor": cursor_of(next_seq)}, position)
+
+
+def add_reasons(
+    index: AccessIndex, keys: list[dict], shown: list[HolderEntry], kind: str, name: str
+) -> None:
+    """Reasons only for the keys on a page; users_of has already asked
+    everything else a check asks, so the reasons are all that is left."""
+    grantors = index.grantors_of(kind, name)
+    known: dict[tuple[str, str, str | None], list[Reason]] = {}
+    public = SharedReasons(index)
+    for entry, key in zip(keys, shown, strict=True):
+        entry["reasons"] = public(index.reasons_among(key, kind, name, grantors, known))
 
 
 @router.get("/v1/models")
@@ -251,7 +257,13 @@ def evaluate_past(ledger: Ledger, item: CheckRequest, head: int) -> dict[str, An
 
 
 def access_past(
-    ledger: Ledger, key_id: str, kinds: tuple[str, ...], at: Any, position: Any, head: int
+    ledger: Ledger,
+    key_id: str,
+    kinds: tuple[str, ...],
+    at: Any,
+    position: Any,
+    head: int,
+    reasons: bool = True,
 ) -> dict[str, Any]:
     with ledger.engine.connect() as connection:
         boundary, moment = moment_asked(ledger, connection, at, position, head)
@@ -260,7 +272,7 @@ def access_past(
         if key is None:
             raise NotFound(f"no key with id {key_id!r} at position {boundary}")
         past.catalog(kinds)
-        resources = access_public(past.index, key, kinds, moment)
+        resources = access_public(past.index, key, kinds, moment, reasons)
     return {"key_id": key_id, "as_of": boundary, "resources": resources}
 
 

@@ -1,0 +1,78 @@
+"""The two long lists, a key's resources and a resource's keys, with and
+without their reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def keys(client: Any) -> list[dict[str, Any]]:
+    for name in ("openai/gpt-4o", "openai/o1", "anthropic/claude"):
+        client.put(f"/v1/catalog/model/{name}")
+    group = client.post(
+        "/v1/access-groups", json={"name": "g", "grants": {"model": ["openai/*"]}}
+    ).json()
+    team = client.post("/v1/teams", json={"name": "t", "access_groups": [group["id"]]})
+    made = [
+        client.post(
+            "/v1/keys", json={"alias": "direct", "grants": {"model": ["openai/o1"]}}
+        ),
+        client.post(
+            "/v1/keys", json={"alias": "grouped", "access_groups": [group["id"]]}
+        ),
+        client.post("/v1/keys", json={"alias": "teamed", "team_id": team.json()["id"]}),
+    ]
+    return [response.json() for response in made]
+
+
+def without_reasons(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in item.items() if k != "reasons"} for item in items]
+
+
+def test_who_can_use_without_reasons_lists_the_same_keys(client: Any, keys: list) -> None:
+    asked = "/v1/who-can-use?kind=model&name=openai/o1&limit=2"
+    full = client.get(asked).json()
+    bare = client.get(asked + "&reasons=false").json()
+
+    assert [k["alias"] for k in full["keys"]] == ["direct", "grouped"]
+    assert bare == {**full, "keys": without_reasons(full["keys"])}
+    after = f"&cursor={bare['next_cursor']}"
+    assert (
+        without_reasons(client.get(asked + after).json()["keys"])
+        == (client.get(asked + after + "&reasons=false").json()["keys"])
+    )
+
+
+def test_a_keys_access_without_reasons_lists_the_same_names(
+    client: Any, keys: list
+) -> None:
+    path = f"/v1/keys/{keys[2]['id']}/access"
+    position = client.get(path).json()["as_of"]
+    client.delete("/v1/catalog/model/openai/o1")
+
+    for query in ("", f"&position={position}"):
+        full = client.get(f"{path}?kind=model{query}").json()
+        bare = client.get(f"{path}?kind=model&reasons=false{query}").json()
+        assert bare["resources"]["model"] == without_reasons(full["resources"]["model"])
+    then = client.get(f"{path}?reasons=false&position={position}").json()
+    assert then["resources"]["model"] == [
+        {"name": "openai/gpt-4o"},
+        {"name": "openai/o1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/who-can-use?kind=model&name=openai/o1&reasons=maybe",
+        "/v1/keys/{id}/access?reasons=2",
+    ],
+)
+def test_reasons_takes_only_true_or_false(client: Any, keys: list, path: str) -> None:
+    answer = client.get(path.format(id=keys[0]["id"]))
+
+    assert answer.status_code == 400
+    assert "reasons" in answer.json()["error"]["message"]
