@@ -144,6 +144,12 @@ def questions(
     )
     if name == "http":
         figures["floor_ms"], _ = latency(lambda _: engine.floor(), timed)
+        figures["standard_check_ms"], _ = latency(
+            lambda c: engine.check_with_http_client(*c), timed
+        )
+        figures["standard_floor_ms"], _ = latency(
+            lambda _: engine.floor_with_http_client(), timed
+        )
     seconds = 3 if quick else 10
     if name == "http":
         figures["checks_per_s"] = http_checks_per_second(engine.port, seconds, folder)

@@ -8,12 +8,12 @@ a caller sends can put a secret or a token into it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import (
@@ -172,7 +172,7 @@ def log_request(
         "actor": actor,
         "position": position,
     }
-    request_log.info(json.dumps(line))
+    request_log.info(orjson.dumps(line).decode())
 
 
 def position_of(headers: list[tuple[bytes, bytes]]) -> int | None:
