@@ -7,6 +7,8 @@ The peers suite runs last and prints its comparison table last.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from bench import audit, core, fanout, peers
 
@@ -35,7 +37,10 @@ def main() -> None:
     figures = []
     chosen = args.only or list(SUITES)
     for name in chosen:
+        started = time.monotonic()
         figures += SUITES[name](args.quick)
+        took = time.monotonic() - started
+        print(f"bench: {name} took {took:.0f} s", file=sys.stderr, flush=True)
     if figures:
         core.print_table(figures)
     if "peers" in chosen:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.core import HISTORY, MASTER_KEY, ROOT, Client, Figure, Server
+from bench.core import MASTER_KEY, ROOT, Client, Figure, Server, played_history
 
 TOOL = ROOT.parent / "shared" / "tools" / "make_org_history.py"
 CACHE = Path(
@@ -96,22 +96,10 @@ def large_store() -> tuple[str, Path]:
     return url, history
 
 
-def small_store(folder: Path) -> tuple[str, Path]:
-    url = f"sqlite:///{folder / 'small.db'}"
-    measured(
-        [
-            "apply",
-            str(HISTORY),
-            "--database",
-            url,
-            "--no-progress",
-            "--refs-out",
-            str(folder / "small.refs.json"),
-            "--secrets-out",
-            str(folder / "small.secrets.jsonl"),
-        ]
-    )
-    return url, HISTORY
+def small_store(folder: Path) -> str:
+    """The org history's store (36,898 events), for a quick run."""
+    played_history(folder / "small.db")
+    return f"sqlite:///{folder / 'small.db'}"
 
 
 def event_count(url: str) -> int:
@@ -170,21 +158,19 @@ def run(quick: bool) -> list[Figure]:
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as folder:
-        url, _ = small_store(Path(folder)) if quick else large_store()
+        url = small_store(Path(folder)) if quick else large_store()[0]
         events = event_count(url)
         label = f"{events:,} events"
 
         seconds, peak = measured(
             ["audit", "replay", "--database", url, "--no-progress", "--verify"]
         )
+        rate = events / seconds
+        # The target is set for the million-event store; on the small one,
+        # starting the two processes is a large share of the time.
+        target, met = ("full run", None) if quick else (">= 20000", rate >= 20000)
         figures.append(
-            Figure(
-                f"replay with digests, {label}",
-                events / seconds,
-                "events/s",
-                ">= 20000",
-                events / seconds >= 20000,
-            )
+            Figure(f"replay with digests, {label}", rate, "events/s", target, met)
         )
         figures.append(
             Figure("replay peak RSS, both processes", peak, "MB", "<= 500", peak <= 500)

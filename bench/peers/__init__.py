@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.core import HISTORY, Figure, apply_history
+from bench.core import Figure, played_history
 from bench.peers.state import make_workload, resolve, save_workload
 
 # SpiceDB's library reports usage to its vendor by default (an hour's
@@ -79,9 +79,8 @@ def prepare(folder: Path, checks: int) -> None:
     questions."""
     from api.ledger import Ledger
 
-    url = f"sqlite:///{folder / 'org.db'}"
-    apply_history(url, HISTORY.read_text(encoding="utf-8").splitlines())
-    ledger = Ledger(url)
+    played_history(folder / "org.db")
+    ledger = Ledger(f"sqlite:///{folder / 'org.db'}")
     with ledger.index.lock:
         state = resolve(ledger.index, time.time())
         workload = make_workload(ledger.index, checks)
