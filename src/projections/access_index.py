@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Iterator
 
 from domain.aggregates import (
@@ -36,6 +37,7 @@ from projections.tables import timestamp_of
 
 HOLDER_TYPES = ("group", "team", "key")
 NOTHING: frozenset[str] = frozenset()
+BY_SEQ = attrgetter("seq")
 
 
 def added(items: set[str] | frozenset[str], item: str) -> set[str]:
@@ -563,14 +565,14 @@ class AccessIndex:
         for holder_id in self.grantors_of(kind, name):
             key_ids |= self.keys_reached_by(self.holders[holder_id])
 
-        keys = [self.holders[k] for k in key_ids]
+        holders, denial = self.holders, self.key_state_denial
         usable = [
             key
-            for key in keys
-            if self.key_state_denial(key, now) is None
-            and restriction_allows(key.restrict, kind, name)
+            for key in map(holders.__getitem__, key_ids)
+            if denial(key, now) is None
+            and (key.restrict is None or restriction_allows(key.restrict, kind, name))
         ]
-        return sorted(usable, key=lambda k: k.seq)
+        return sorted(usable, key=BY_SEQ)
 
     def grantors_of(self, kind: str, name: str) -> set[str]:
         """The holders whose own grants match the name, by name or pattern."""
@@ -621,9 +623,14 @@ class AccessIndex:
             return {holder.id}
         if holder.type == "team":
             return set(holder.members)
+        # A group is attached to keys and teams only.
         reached: set[str] = set()
         for attached_id in holder.attached:
-            reached |= self.keys_reached_by(self.holders[attached_id])
+            attached = self.holders[attached_id]
+            if attached.type == "key":
+                reached.add(attached_id)
+            else:
+                reached |= attached.members
         return reached
 
     def usage(self, group: HolderEntry) -> tuple[list[HolderEntry], ...]:

@@ -7,6 +7,7 @@ the store's head), and skipping the thread pool halves their latency.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -38,7 +39,7 @@ from api.schemas import BulkCheckRequest, CheckRequest
 from domain.errors import InvalidRequest, NotFound, Unauthorized
 from domain.resources import KINDS, check_kind, check_name, has_forbidden_characters
 from domain.rules import Reason, parse_time
-from projections.access_index import AccessIndex, HolderEntry
+from projections.access_index import BY_SEQ, AccessIndex, HolderEntry
 from projections.past import PastIndex, command_boundary, committed_at, position_at_time
 
 MAX_BULK = 1000
@@ -138,7 +139,7 @@ async def who_can_use(
             raise NotFound(f"no {kind} named {name!r} in the catalog")
         moment = now()
         found = ledger.index.users_of(kind, name, moment)
-        later = [k for k in found if k.seq > page.after]
+        later = found[bisect_right(found, page.after, key=BY_SEQ) :]  # sorted by seq
         shown = later[: page.limit]
         keys = [{"key_id": key.id, "alias": key.name} for key in shown]
         if reasons:
