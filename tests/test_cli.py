@@ -37,3 +37,17 @@ def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> Non
     store = tmp_path / "ledger.db"
     assert main(["audit", "export", "--database", f"sqlite:///{store}"]) == 0
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--port", "99999"), ("--port", "0"), ("--port", "http"), ("--workers", "0")],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_range(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", option, value])
+
+    assert stopped.value.code == 2
+    assert f"argument {option}: must be a whole number from" in capsys.readouterr().err

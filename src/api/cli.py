@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_DATABASE = "sqlite:///./accessledger.db"
 # Operations per transaction when playing in-process.
@@ -112,11 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     serve.add_argument(
-        "--port", type=int, default=4000, help="port to listen on (default: %(default)s)"
+        "--port",
+        type=whole_number(1, 65535),
+        default=4000,
+        help="port to listen on (default: %(default)s)",
     )
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole_number(1, 64),
         default=1,
         help="processes answering on the port, each with its own read model "
         "(default: %(default)s)",
@@ -238,6 +241,19 @@ def add_progress_option(parser: Any) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar"
     )
+
+
+def whole_number(lowest: int, highest: int) -> Callable[[str], int]:
+    """An argument type: a whole number in a range, refused with its range."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or not lowest <= int(text) <= highest:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {lowest} to {highest}"
+            )
+        return int(text)
+
+    return parse
 
 
 def add_database_option(parser: Any) -> None:
