@@ -19,7 +19,10 @@ from typing import Any, Callable
 
 from bench.peers.state import OrgState, Workload, load_workload
 
-ENGINES = ("ours", "http", "spicedb", "casbin")
+ENGINES = ("ours", "http", "spicedb", "casbin", "openfga")
+# Our answers to the workload's checks, which the suite writes into FOLDER
+# after measuring us: OpenFGA's runner takes them as its expected values.
+OUR_ANSWERS = "our-answers.json"
 
 
 def open_engine(name: str, folder: Path) -> Any:
@@ -109,6 +112,13 @@ def peak_rss_mb() -> float:
 
 def measure(name: str, folder: Path, quick: bool) -> dict[str, Any]:
     workload = load_workload(folder / "workload.json")
+    if name == "openfga":
+        # A batch runner is asked a whole file of questions at once, not one
+        # question at a time: it has its own path.
+        from bench.peers import openfga
+
+        expected = json.loads((folder / OUR_ANSWERS).read_text())
+        return openfga.measure(folder, workload, expected, quick)
     started = time.perf_counter()
     engine = open_engine(name, folder)
     if name in ("spicedb", "casbin"):
