@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import HISTORY, Figure, apply_history
-from bench.peers.measure import OUR_ANSWERS
-from bench.peers.state import make_workload, resolve, save_workload
+from bench.peers.state import OUR_ANSWERS, make_workload, resolve, save_workload
 
 # SpiceDB's library reports usage to its vendor by default (an hour's
 # interval, first after a random delay). The benchmark sends nothing off

@@ -17,12 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.peers.state import OrgState, Workload, load_workload
+from bench.peers.state import OUR_ANSWERS, OrgState, Workload, load_workload
 
 ENGINES = ("ours", "http", "spicedb", "casbin", "openfga")
-# Our answers to the workload's checks, which the suite writes into FOLDER
-# after measuring us: OpenFGA's runner takes them as its expected values.
-OUR_ANSWERS = "our-answers.json"
 
 
 def open_engine(name: str, folder: Path) -> Any:
