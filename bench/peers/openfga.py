@@ -126,7 +126,10 @@ class BatchRunner:
             command, env=self.environment, capture_output=True, text=True
         )
         seconds = time.perf_counter() - started
-        if done.returncode not in (0, 1):
+        # Exit status 1 also means a file the runner could not use: only a
+        # report (a summary, or the verbose JSON) says that it answered.
+        answered = done.stdout if verbose else "# Test Summary #" in done.stderr
+        if done.returncode not in (0, 1) or not answered:
             raise RuntimeError(f"fga model test failed: {done.stderr[-2000:]}")
         return seconds, done.stdout, done.stderr
 
@@ -206,6 +209,13 @@ def answers_of(
             answers.append(ours)
         else:
             answers.append({"true": True, "false": False}.get(got))
+
+    # The failures read must be all the runner counted, or the report's
+    # format is not the one this reads.
+    passed, asked = (int(n) for n in passing.groups())
+    differ = sum(a != b for a, b in zip(answers, expected, strict=True))
+    if asked != len(checks) or differ != asked - passed:
+        raise RuntimeError(f"read {differ} failures, the runner counted {asked - passed}")
     return answers
 
 
