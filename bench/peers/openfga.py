@@ -271,7 +271,7 @@ def measure(
     figures.update(check_figures(runner, workload, expected, empty, repeats))
     # A ListObjects here takes seconds and a ListUsers milliseconds: each is
     # asked often enough in a run to stand above the runs' noise.
-    lookups = (3, 100) if quick else (10, 300)
+    lookups = (3, 1000) if quick else (10, 2000)
     figures.update(list_figures(runner, workload, empty, repeats, lookups))
 
     # A batch runner has no per-question latencies, serves no concurrent
