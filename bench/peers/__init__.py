@@ -132,7 +132,7 @@ def print_comparison() -> None:
     print("; ".join(agreement) + ".")
     print_rows(columns)
     if "openfga" in RESULTS:
-        print_openfga_note(RESULTS["openfga"])
+        print_openfga_note(RESULTS["openfga"], state["models"])
     spicedb = RESULTS.get("spicedb")
     if spicedb is None:
         print("check median ratio vs SpiceDB: n/a (SpiceDB not installed)")
@@ -174,7 +174,7 @@ def print_rows(columns: list[tuple[str, str]]) -> None:
     print("; ".join(counts) + ".")
 
 
-def print_openfga_note(openfga: dict[str, Any]) -> None:
+def print_openfga_note(openfga: dict[str, Any], our_models: int) -> None:
     """OpenFGA's figures are of another kind: say so under the table."""
     print(
         f"OpenFGA: `fga model test` v{openfga['version']}, an in-memory store of "
@@ -185,6 +185,13 @@ def print_openfga_note(openfga: dict[str, Any]) -> None:
         "((run with N questions - run with none) / N), its bulk figure the "
         "1,000 checks' share of a run."
     )
+    if openfga["models_count"] < our_models:
+        # Its ListObjects returns what it found when its deadline (3 s by
+        # default, which `fga model test` cannot change) runs out.
+        print(
+            f"OpenFGA's ListObjects listed {openfga['models_count']} of the key's "
+            f"{our_models} models: it stopped at its deadline."
+        )
 
 
 def cell(value: float | None, unit: str) -> str:
