@@ -183,7 +183,8 @@ def print_openfga_note(openfga: dict[str, Any], our_models: int) -> None:
     print(
         "its check and list figures are means amortised over batch runs "
         "((run with N questions - run with none) / N), its bulk figure the "
-        "1,000 checks' share of a run."
+        "1,000 checks' share of a run, its RSS the run's that answered the checks "
+        f"(the run of ListUsers peaked at {openfga['rss_by_file_mb']['keys']:.0f} MB)."
     )
     if openfga["models_count"] < our_models:
         # Its ListObjects returns what it found when its deadline (3 s by
