@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.peers.state import OrgState, Workload, load_workload
+from bench.peers.state import OUR_ANSWERS, OrgState, Workload, load_workload
 
-ENGINES = ("ours", "http", "spicedb", "casbin")
+ENGINES = ("ours", "http", "spicedb", "casbin", "openfga")
 
 
 def open_engine(name: str, folder: Path) -> Any:
@@ -109,6 +109,13 @@ def peak_rss_mb() -> float:
 
 def measure(name: str, folder: Path, quick: bool) -> dict[str, Any]:
     workload = load_workload(folder / "workload.json")
+    if name == "openfga":
+        # A batch runner is asked a whole file of questions at once, not one
+        # question at a time: it has its own path.
+        from bench.peers import openfga
+
+        expected = json.loads((folder / OUR_ANSWERS).read_text())
+        return openfga.measure(folder, workload, expected, quick)
     started = time.perf_counter()
     engine = open_engine(name, folder)
     if name in ("spicedb", "casbin"):
