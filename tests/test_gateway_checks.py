@@ -234,3 +234,21 @@ def test_a_body_sent_in_pieces_is_answered(
     assert answer.status == 200
     assert json.loads(answer.read())["allowed"] is True
     connection.close()
+
+
+def test_a_body_announced_too_long_is_refused_before_it_is_sent(live_url: str) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(live_url)
+    request = (
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + MASTER_KEY.encode()
+        + b"\r\nContent-Length: 5000000\r\n\r\n"
+        + b'{"key_id": "k", "kind": "model", "name": "x"}'
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sent:
+        sent.sendall(request)
+        answer = sent.recv(65536)
+
+    assert answer.startswith(b"HTTP/1.1 413 ")

@@ -76,3 +76,29 @@ def test_reasons_takes_only_true_or_false(client: Any, keys: list, path: str) ->
 
     assert answer.status_code == 400
     assert "reasons" in answer.json()["error"]["message"]
+
+
+def test_every_kind_at_once_gives_each_kinds_own_reasons(client: Any) -> None:
+    """Each kind's reasons are made apart: none may turn up under another.
+    (Reasons once shared their JSON by object id without keeping the object:
+    with these counts, a later kind's new reasons took the ids of a freed
+    kind's and showed its selectors.)"""
+    grants: dict[str, list[str]] = {}
+    for kind, count in (("model", 300), ("mcp_server", 5), ("agent", 30)):
+        grants[kind] = [f"{kind}-{n}" for n in range(count)]
+        client.post("/v1/catalog/sync", json={"kind": kind, "names": grants[kind]})
+    group = client.post("/v1/access-groups", json={"name": "all", "grants": grants})
+    key = client.post(
+        "/v1/keys",
+        json={"alias": "k", "grants": grants, "access_groups": [group.json()["id"]]},
+    ).json()
+    path = f"/v1/keys/{key['id']}/access"
+    position = client.get(path).json()["as_of"]
+
+    for query in ("", f"position={position}"):
+        together = client.get(f"{path}?{query}").json()["resources"]
+        for kind in grants:
+            alone = client.get(f"{path}?kind={kind}&{query}").json()["resources"]
+            assert together[kind] == alone[kind]
+            selectors = {r["selector"] for item in alone[kind] for r in item["reasons"]}
+            assert selectors == set(grants[kind])

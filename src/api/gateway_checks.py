@@ -111,7 +111,17 @@ def is_plain_check(scope: dict) -> bool:
         and scope["method"] == "POST"
         and not scope.get("query_string")
         and "app" in scope
+        and declared_length_is_small(scope)
     )
+
+
+def declared_length_is_small(scope: dict) -> bool:
+    """A body announced as longer than a check's is the application's to
+    refuse before it is sent (and before `100 Continue` invites it)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= MAX_FAST_BODY
+    return True
 
 
 async def read_small_body(receive: Any) -> tuple[bytes, bool]:

@@ -99,16 +99,20 @@ class SharedReasons:
 
     def __init__(self, index: AccessIndex) -> None:
         self.index = index
-        self.made: dict[int, dict[str, Any]] = {}
+        # By identity, which is cheap; each entry holds its reason, so that
+        # no id is reused by a later reason while this lives.
+        self.made: dict[int, tuple[Reason, dict[str, Any]]] = {}
 
     def __call__(self, reasons: Iterable[Reason]) -> list[dict[str, Any]]:
         shown = []
         for reason in reasons:
-            # By identity: each reason object stays alive while it is listed.
-            public = self.made.get(id(reason))
-            if public is None:
-                public = self.made[id(reason)] = reason_public(self.index, reason)
-            shown.append(public)
+            found = self.made.get(id(reason))
+            if found is None:
+                found = self.made[id(reason)] = (
+                    reason,
+                    reason_public(self.index, reason),
+                )
+            shown.append(found[1])
         return shown
 
 
