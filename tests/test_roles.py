@@ -306,3 +306,34 @@ def test_refused_sign_ins_are_logged_without_the_token_and_slowed(
     lines = [r.getMessage() for r in caplog.records if "sign-in refused" in r.message]
     assert len(lines) == FREE_FAILURES + 1
     assert all(wrong not in line for line in caplog.messages)
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_a_forwarded_address_counts_only_from_a_trusted_proxy(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, trusted: str
+) -> None:
+    """`serve` itself: a local client naming itself anew in X-Forwarded-For on
+    every refused sign-in is still slowed down, unless it is a proxy the
+    operator trusts (which then names the clients)."""
+    import http.client
+
+    from bench.core import Server
+
+    monkeypatch.setenv("ACCESSLEDGER_TRUSTED_PROXIES", trusted)
+    server = Server(sqlite_url, MASTER_KEY)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for attempt in range(FREE_FAILURES + 1):
+            started = time.monotonic()
+            headers = {
+                "Authorization": "Bearer wrong",
+                "X-Forwarded-For": f"10.0.0.{attempt}",
+            }
+            connection.request("GET", "/v1/keys", headers=headers)
+            connection.getresponse().read()
+        waited = time.monotonic() - started
+        connection.close()
+    finally:
+        server.stop()
+
+    assert (waited >= 0.25) == (not trusted)

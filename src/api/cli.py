@@ -271,6 +271,18 @@ SERVER_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
     "server_header": False,
 }
+TRUSTED_PROXIES = "ACCESSLEDGER_TRUSTED_PROXIES"
+
+
+def server_options() -> dict[str, Any]:
+    """X-Forwarded-For and -Proto count only from the proxies named in
+    ACCESSLEDGER_TRUSTED_PROXIES. Trusting them from anywhere local (the
+    server's default) would let any local client name itself anew on every
+    request, and so never be slowed down after refused sign-ins."""
+    trusted = os.environ.get(TRUSTED_PROXIES, "").strip()
+    if not trusted:
+        return {**SERVER_OPTIONS, "proxy_headers": False}
+    return {**SERVER_OPTIONS, "proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -288,7 +300,7 @@ def run_serve(args: argparse.Namespace) -> int:
     log.info("accessledger: %s", where)
     log.info("accessledger: store ready at position %d", ledger.index.position)
     app = create_app(ledger, AdminTokens(master_hash))
-    uvicorn.run(app, host=args.host, port=args.port, **SERVER_OPTIONS)
+    uvicorn.run(app, host=args.host, port=args.port, **server_options())
     ledger.close()
     return 0
 
@@ -314,7 +326,7 @@ def serve_workers(args: argparse.Namespace, url: str) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        **SERVER_OPTIONS,
+        **server_options(),
     )
     return 0
 
