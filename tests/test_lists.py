@@ -102,3 +102,13 @@ def test_every_kind_at_once_gives_each_kinds_own_reasons(client: Any) -> None:
             assert together[kind] == alone[kind]
             selectors = {r["selector"] for item in alone[kind] for r in item["reasons"]}
             assert selectors == set(grants[kind])
+
+
+@pytest.mark.parametrize("asked", ["position=1", "at=2026-01-01T00:00:00Z", "position=x"])
+def test_who_can_use_refuses_a_question_about_the_past(
+    client: Any, keys: list, asked: str
+) -> None:
+    answer = client.get(f"/v1/who-can-use?kind=model&name=openai/o1&{asked}")
+
+    assert answer.status_code == 400
+    assert "/v1/audit/grants" in answer.json()["error"]["message"]

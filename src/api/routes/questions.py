@@ -127,10 +127,18 @@ async def who_can_use(
     name: str = Query(...),
     page: Page = Depends(page_of),
     reasons: bool = Query(True, description=NAMES_ONLY),
+    at: str | None = Query(None, include_in_schema=False),
+    as_of: str | None = Query(None, alias="position", include_in_schema=False),
     min_position: int | None = Depends(wanted_position),
     ledger: Ledger = Depends(get_ledger),
 ) -> Response:
     """The keys that can use a resource now, in creation order, with reasons."""
+    if at is not None or as_of is not None:
+        # Answering about now to a question about the past would mislead.
+        raise InvalidRequest(
+            "who-can-use answers about now; for the past ask "
+            "/v1/audit/grants?kind=&name= with from and to"
+        )
     check_kind(kind)
     check_name(name)
     position = ledger.current()
