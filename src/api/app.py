@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from api.auth import AdminTokens, SignInGuard
 from api.gateway_checks import GatewayChecks
 from api.headers import SecurityHeaders, add_docs_page
-from api.http import JSONAnswer
+from api.http import JSONAnswer, replay
 from api.ledger import Ledger
 from api.observability import add_metrics
 from api.openapi_doc import use_documented_errors
@@ -166,20 +166,6 @@ async def read_body(receive: Any) -> Any:
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
-
-
-def replay(body: bytes, receive: Any) -> Any:
-    """A receive channel that hands the app the body already read."""
-    sent = False
-
-    async def receive_again() -> dict:
-        nonlocal sent
-        if sent:
-            return await receive()  # type: ignore[no-any-return]
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive_again
 
 
 def error(status: int, code: str, message: str) -> JSONAnswer:

@@ -24,7 +24,7 @@ import orjson
 
 from api.auth import bearer_token
 from api.headers import ALWAYS, NOTHING_POLICY
-from api.http import POSITION_HEADER
+from api.http import POSITION_HEADER, replay
 from api.observability import Metrics, log_request
 from api.roles import GATEWAY_ROLES
 from api.routes.questions import check_item, evaluate
@@ -60,7 +60,7 @@ class GatewayChecks:
         body, more = await read_small_body(receive)
         answered = None if more else self.answer(scope, body)
         if answered is None:
-            await self.app(scope, replay(body, more, receive), send)
+            await self.app(scope, replay(body, receive, more), send)
             return
 
         payload, position, actor = answered
@@ -139,21 +139,6 @@ async def read_small_body(receive: Any) -> tuple[bytes, bool]:
         more = message.get("more_body", False)
         if size > MAX_FAST_BODY or not more:
             return b"".join(chunks), more
-
-
-def replay(body: bytes, more: bool, receive: Any) -> Any:
-    """A receive channel that gives the application the body read so far,
-    then whatever is still to come."""
-    given = False
-
-    async def receive_again() -> dict:
-        nonlocal given
-        if given:
-            return await receive()  # type: ignore[no-any-return]
-        given = True
-        return {"type": "http.request", "body": body, "more_body": more}
-
-    return receive_again
 
 
 def parse_check(body: bytes) -> CheckRequest | None:

@@ -160,3 +160,19 @@ def no_content(position: int) -> Response:
 
 def now() -> float:
     return time.time()
+
+
+def replay(body: bytes, receive: Any, more: bool = False) -> Any:
+    """An ASGI receive channel that hands an application the body a layer
+    in front of it has already read (all of it, unless `more`), then
+    whatever is still to come."""
+    given = False
+
+    async def receive_again() -> dict:
+        nonlocal given
+        if given:
+            return await receive()  # type: ignore[no-any-return]
+        given = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    return receive_again
