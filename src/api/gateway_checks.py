@@ -30,7 +30,7 @@ from api.roles import GATEWAY_ROLES
 from api.routes.questions import check_item, evaluate
 from api.schemas import CheckRequest
 
-PATH = "/v1/check"
+# The path, which is also its route template in metrics and log lines.
 ROUTE = "/v1/check"
 # A check's body is a few hundred bytes; anything longer is left to the
 # full application, which enforces the service's body limit.
@@ -107,7 +107,7 @@ class GatewayChecks:
 def is_plain_check(scope: dict) -> bool:
     return (
         scope["type"] == "http"
-        and scope["path"] == PATH
+        and scope["path"] == ROUTE
         and scope["method"] == "POST"
         and not scope.get("query_string")
         and "app" in scope
