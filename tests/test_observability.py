@@ -165,3 +165,43 @@ def test_one_json_line_per_request_and_never_a_secret(
     every_line = caplog.text + "".join(r.getMessage() for r in caplog.records)
     for secret in secrets:
         assert secret not in every_line
+
+
+def test_a_client_gone_mid_body_is_not_counted_as_a_server_error(
+    live_url: str,
+) -> None:
+    import http.client
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    address = urlparse(live_url)
+    for path in ("/v1/check", "/v1/check/bulk"):
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {MASTER_KEY}\r\n"
+            "Content-Length: 100\r\n\r\n{}"
+        )
+        with socket.create_connection((address.hostname, address.port)) as gone:
+            gone.sendall(request.encode())
+
+    # The server notices each departure on its own time: ask until it has.
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    gone = {"method": "POST", "route": "unmatched", "status": "499"}
+    deadline = time.monotonic() + 5
+    while True:
+        connection.request("GET", "/metrics")
+        exposition = connection.getresponse().read().decode()
+        found = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+        }
+        counted = value(found, "accessledger_requests_total", **gone)
+        if counted >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    connection.close()
+
+    assert counted == 2
+    failed = {"method": "POST", "route": "unmatched", "status": "500"}
+    assert value(found, "accessledger_requests_total", **failed) == 0

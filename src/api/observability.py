@@ -49,6 +49,9 @@ LATENCY_BUCKETS = (
 )
 # The label of requests that matched no route (404s, refused URLs).
 NO_ROUTE = "unmatched"
+# The status recorded for a request whose client left before the answer,
+# as some proxies log it; nothing is sent.
+CLIENT_GONE = 499
 
 
 class Metrics:
@@ -126,7 +129,7 @@ class RequestRecorder:
 
         started = time.perf_counter()
         state = scope.setdefault("state", {})
-        answered: dict[str, Any] = {"status": 500, "position": None}
+        answered: dict[str, Any] = {"status": None, "position": None}
 
         async def send_and_note(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -134,9 +137,16 @@ class RequestRecorder:
                 answered["position"] = position_of(message.get("headers", []))
             await send(message)
 
+        failed = True
         try:
             await self.app(scope, receive, send_and_note)
+            failed = False
         finally:
+            if answered["status"] is None:
+                # An error answers 500 from the layer outside this one; an
+                # application that returned without answering saw its
+                # client go (a body cut off): not a server error.
+                answered["status"] = 500 if failed else CLIENT_GONE
             seconds = time.perf_counter() - started
             self.record(scope, state, answered, seconds)
 
