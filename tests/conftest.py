@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -82,6 +83,22 @@ def client(ledger: Ledger) -> Iterator[TestClient]:
     app = create_app(ledger, admin_tokens(MASTER_KEY))
     with TestClient(app, headers=ADMIN) as test_client:
         yield test_client
+
+
+@contextmanager
+def replica_clients(url: str) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two API processes' worth of state (engine, index, locks) on one store,
+    each behind a client that sends the master key."""
+    ledgers = [Ledger(url), Ledger(url)]
+    try:
+        one, two = (
+            TestClient(create_app(ledger, admin_tokens(MASTER_KEY)), headers=ADMIN)
+            for ledger in ledgers
+        )
+        yield one, two
+    finally:
+        for ledger in ledgers:
+            ledger.close()
 
 
 def event_count(ledger: Ledger) -> int:

@@ -17,24 +17,15 @@ from typing import Any, Iterator
 import pytest
 from bench.core import Server
 
-from api.app import create_app
-from api.auth import admin_tokens
-from api.ledger import Ledger
-from conftest import ADMIN, MASTER_KEY, TestClient
+from conftest import ADMIN, MASTER_KEY, replica_clients
 
 ROUNDS = 300
 
 
 @pytest.fixture
 def replicas(postgres_url: str) -> Iterator[tuple[Any, Any]]:
-    ledgers = [Ledger(postgres_url), Ledger(postgres_url)]
-    clients = [
-        TestClient(create_app(ledger, admin_tokens(MASTER_KEY)), headers=ADMIN)
-        for ledger in ledgers
-    ]
-    yield clients[0], clients[1]
-    for ledger in ledgers:
-        ledger.close()
+    with replica_clients(postgres_url) as clients:
+        yield clients
 
 
 def ok(response: Any) -> dict:

@@ -13,11 +13,9 @@ from typing import Any, Iterator
 import fastapi.routing
 import pytest
 
-from api.app import create_app
-from api.auth import FREE_FAILURES, admin_tokens
-from api.ledger import Ledger
+from api.auth import FREE_FAILURES
 from api.roles import Allowed
-from conftest import ADMIN, MASTER_KEY, TestClient
+from conftest import MASTER_KEY, replica_clients
 
 EVERYONE = {"admin", "auditor", "gateway"}
 READ = {"admin", "auditor"}
@@ -249,14 +247,8 @@ def test_bad_token_requests_are_refused(
 
 @pytest.fixture
 def replicas(database_url: str) -> Iterator[tuple[Any, Any]]:
-    ledgers = [Ledger(database_url), Ledger(database_url)]
-    clients = [
-        TestClient(create_app(ledger, admin_tokens(MASTER_KEY)), headers=ADMIN)
-        for ledger in ledgers
-    ]
-    yield clients[0], clients[1]
-    for ledger in ledgers:
-        ledger.close()
+    with replica_clients(database_url) as clients:
+        yield clients
 
 
 def test_tokens_replay_and_keep_their_hash_out_of_the_audit(client: Any) -> None:
