@@ -49,7 +49,6 @@ class GatewayChecks:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.recorded: Any = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if not is_plain_check(scope):
@@ -93,14 +92,7 @@ class GatewayChecks:
 
     def record(self, scope: dict, seconds: float, actor: str, position: int) -> None:
         metrics: Metrics = scope["app"].state.metrics
-        if self.recorded is None:
-            self.recorded = (
-                metrics.latency.labels("POST", ROUTE),
-                metrics.requests.labels("POST", ROUTE, "200"),
-            )
-        latency, count = self.recorded
-        latency.observe(seconds)
-        count.inc()
+        metrics.count_request("POST", ROUTE, 200, seconds)
         log_request("POST", ROUTE, 200, seconds, actor, position)
 
 
