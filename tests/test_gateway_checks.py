@@ -252,3 +252,20 @@ def test_a_body_announced_too_long_is_refused_before_it_is_sent(live_url: str) -
         answer = sent.recv(65536)
 
     assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_bulk_check_may_mix_now_and_the_past(client: Any, world: dict) -> None:
+    key = world["keys"]["grouped"]["id"]
+    now = {"key_id": key, "kind": "model", "name": "openai/o1"}
+    then_position = client.post("/v1/check", json=now).json()["position"]
+    client.delete("/v1/catalog/model/openai/o1")
+    then = {**now, "position": then_position}
+
+    answers = client.post("/v1/check/bulk", json={"checks": [now, then, now]})
+
+    assert answers.status_code == 200, answers.text
+    results = answers.json()["results"]
+    assert results[0] == results[2] == client.post("/v1/check", json=now).json()
+    assert results[1] == client.post("/v1/check", json=then).json()
+    assert results[0]["denied_because"] == "retired_resource"
+    assert results[1]["allowed"] is True

@@ -61,7 +61,7 @@ async def check(
     """May this key use this resource now (or at `at` / `position`), and why?"""
     check_item(body)
     position = ledger.current()
-    if body.at is not None or body.position is not None:
+    if asks_about_past(body):
         result = await run_in_threadpool(evaluate_past, ledger, body, position)
         return answer(result, position)
     with ledger.index.lock:
@@ -83,18 +83,42 @@ async def check_bulk(
         check_item(item)
 
     position = ledger.current()
-    if any(item.at is not None or item.position is not None for item in body.checks):
+    metrics = request.app.state.metrics
+    if any(asks_about_past(item) for item in body.checks):
         results = await run_in_threadpool(
-            lambda: [evaluate_past(ledger, item, position) for item in body.checks]
+            evaluate_mixed, ledger, body.checks, position, metrics
         )
         return answer({"results": results, "position": position}, position)
     moment = now()
     with ledger.index.lock:
         results = [
-            evaluate(ledger.index, item, moment, position, request.app.state.metrics)
+            evaluate(ledger.index, item, moment, position, metrics)
             for item in body.checks
         ]
     return answer({"results": results, "position": position}, position)
+
+
+def asks_about_past(item: CheckRequest) -> bool:
+    return item.at is not None or item.position is not None
+
+
+def evaluate_mixed(
+    ledger: Ledger, items: list[CheckRequest], position: int, metrics: Any
+) -> list[dict[str, Any]]:
+    """A bulk check with questions about the past: those about now are all
+    answered first, from one state of the index, then each past one from
+    the state it names."""
+    moment = now()
+    with ledger.index.lock:
+        present = {
+            at: evaluate(ledger.index, item, moment, position, metrics)
+            for at, item in enumerate(items)
+            if not asks_about_past(item)
+        }
+    return [
+        present[at] if at in present else evaluate_past(ledger, item, position)
+        for at, item in enumerate(items)
+    ]
 
 
 @router.get("/v1/keys/{key_id}/access", dependencies=GATEWAYS)
